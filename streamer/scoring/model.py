@@ -1,0 +1,266 @@
+"""Driver side: resolve the configured model URI, pin it, download it once, ship it to the
+executors, and validate it (signature → input schema, and a probe of its output shape).
+
+Executors never talk to the tracking server: the pinned model directory travels with
+``SparkContext.addFile`` and each Python worker loads it from ``SparkFiles`` once
+(see :mod:`.cache`). Pinning means an alias moved in the registry while the service runs
+does not change which version scores; every output names the version that scored it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from streamer.errors import ModelError
+from streamer.scoring.schema import signature_to_schema
+
+log = logging.getLogger(__name__)
+
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>[^/]+))/?$")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSpec:
+    """A resolved, pinned, downloaded and validated model. Picklable; small."""
+
+    uri: str
+    pinned_uri: str
+    name: str
+    version: str | None
+    local_path: str
+    input_schema: T.StructType
+    output_columns: tuple[str, ...] | None
+    """Column names when the model returns several columns, None for one value per row,
+    and None as well when no input example was available to probe the output."""
+
+    @property
+    def ship_name(self) -> str:
+        """The name the model directory has under ``SparkFiles`` on executors."""
+        return Path(self.local_path).name
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    pinned_uri: str
+    name: str
+    version: str | None
+
+
+def _client(tracking_uri: str | None, registry_uri: str | None) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+
+def pin_model_uri(uri: str, client: Any) -> _Pinned:
+    """Resolve aliases, ``latest`` and stages to a version; keep other URIs as they are."""
+    match = _MODELS_URI.match(uri)
+    if uri.startswith("models:/") and not match:
+        raise ModelError(
+            f"model.uri = {uri!r} is not a registry URI streamer understands; use "
+            "models:/<name>@<alias>, models:/<name>/<version> or models:/<name>/latest"
+        )
+    try:
+        if match:
+            name, alias, ref = match["name"], match["alias"], match["ref"]
+            if alias:
+                mv = client.get_model_version_by_alias(name, alias)
+            elif ref.isdigit():
+                mv = client.get_model_version(name, ref)
+            elif ref.lower() == "latest":
+                versions = client.search_model_versions(f"name='{name}'")
+                if not versions:
+                    raise ModelError(f"registered model {name!r} has no versions")
+                mv = max(versions, key=lambda v: int(v.version))
+            else:
+                found = client.get_latest_versions(name, stages=[ref])
+                if not found:
+                    raise ModelError(f"registered model {name!r} has no version in stage {ref!r}")
+                mv = found[0]
+            return _Pinned(f"models:/{name}/{mv.version}", name, str(mv.version))
+    except ModelError:
+        raise
+    except Exception as exc:  # the MLflow client raises MlflowException and transport errors
+        raise ModelError(f"cannot resolve model.uri = {uri!r}: {exc}") from exc
+    if uri.startswith("runs:/"):
+        parts = uri[len("runs:/") :].strip("/").split("/", 1)
+        return _Pinned(uri, parts[1] if len(parts) > 1 else "model", parts[0])
+    return _Pinned(uri, Path(uri.rstrip("/")).name or "model", None)
+
+
+def normalize_predictions(raw: Any, n_rows: int) -> tuple[list[Any], tuple[str, ...] | None]:
+    """Pyfunc output → one JSON-ready prediction per row, and the column names if several.
+
+    One column (Series, 1-D array, single-column frame or 2-D array) gives a value per row;
+    several give an object per row keyed by column name (array columns are ``"0"``, ``"1"``...).
+    """
+    from streamer.scoring.records import to_json_value
+
+    columns: tuple[str, ...] | None = None
+    if isinstance(raw, dict):
+        raw = pd.DataFrame(raw)
+    if isinstance(raw, pd.DataFrame):
+        if raw.shape[1] == 1:
+            values = raw.iloc[:, 0].tolist()
+        else:
+            columns = tuple(str(c) for c in raw.columns)
+            values = [dict(zip(columns, row)) for row in raw.itertuples(index=False, name=None)]
+    elif isinstance(raw, pd.Series):
+        values = raw.tolist()
+    else:
+        array = np.asarray(raw)
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim == 2:
+            columns = tuple(str(i) for i in range(array.shape[1]))
+            values = [dict(zip(columns, row)) for row in array.tolist()]
+        else:
+            values = array.tolist()
+    if len(values) != n_rows:
+        raise ModelError(f"the model returned {len(values)} predictions for {n_rows} rows")
+    return [to_json_value(v) for v in values], columns
+
+
+def scores_for_threshold(predictions: list[Any], score_column: str | None) -> np.ndarray:
+    """The numeric value the threshold is compared with, NaN where there is none."""
+    if score_column is not None:
+        cells = [p.get(score_column) if isinstance(p, dict) else None for p in predictions]
+    else:
+        cells = [None if isinstance(p, dict) else p for p in predictions]
+    return pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").to_numpy(float)
+
+
+def resolve_model(
+    uri: str,
+    *,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    threshold: float | None = None,
+    score_column: str | None = None,
+    work_dir: str | None = None,
+) -> ModelSpec:
+    """Pin, download and validate the model; fail fast with a message that says what to fix."""
+    import mlflow
+    from mlflow.models import Model
+
+    # MLflow's models:/ artifact repository only follows the process-wide URIs, so the
+    # configured ones become the process's (this runs on the driver, at start-up).
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    if registry_uri:
+        mlflow.set_registry_uri(registry_uri)
+    pinned = pin_model_uri(uri, _client(tracking_uri, registry_uri))
+    parent = Path(work_dir or tempfile.gettempdir())
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{pinned.name}-{pinned.version or 'local'}")
+    dst = parent / f"streamer-model-{safe}-{uuid.uuid4().hex[:8]}"
+    dst.mkdir(parents=True)
+    try:
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=pinned.pinned_uri,
+            dst_path=str(dst),
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+        )
+        local = Path(downloaded)
+        if not (local / "MLmodel").exists():
+            raise ModelError(f"{pinned.pinned_uri} has no MLmodel file; is it an MLflow model?")
+        # Ship exactly the model directory, under a unique name.
+        if local != dst:
+            for item in local.iterdir():
+                shutil.move(str(item), dst / item.name)
+        metadata = Model.load(str(dst))
+    except ModelError:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise ModelError(f"cannot download model {pinned.pinned_uri}: {exc}") from exc
+
+    if "python_function" not in metadata.flavors:
+        raise ModelError(
+            f"{pinned.pinned_uri} has no python_function flavor; pyfunc cannot load it"
+        )
+    schema = signature_to_schema(metadata.signature)
+    output_columns = _probe_output(metadata, str(dst), threshold, score_column, pinned.pinned_uri)
+    spec = ModelSpec(
+        uri=uri,
+        pinned_uri=pinned.pinned_uri,
+        name=pinned.name,
+        version=pinned.version,
+        local_path=str(dst),
+        input_schema=schema,
+        output_columns=output_columns,
+    )
+    log.info(
+        'model resolved uri="%s" pinned="%s" name="%s" version="%s" inputs="%d" outputs="%s"',
+        uri,
+        spec.pinned_uri,
+        spec.name,
+        spec.version,
+        len(schema.fields),
+        ",".join(output_columns) if output_columns else "single",
+    )
+    return spec
+
+
+def _probe_output(
+    metadata: Any, path: str, threshold: float | None, score_column: str | None, where: str
+) -> tuple[str, ...] | None:
+    """Load the model once on the driver and score its input example, when it has one.
+
+    This proves the model loads and scores before any executor tries, and tells whether the
+    output is one value or several columns, so a threshold without ``model.score_column``
+    on a multi-column model is refused at start rather than mislabelling every record.
+    """
+    import mlflow.pyfunc
+
+    try:
+        example = metadata.load_input_example(path)
+    except Exception as exc:
+        log.warning('model input example unreadable model="%s" error="%s"', where, exc)
+        example = None
+    if example is None:
+        log.warning(
+            'model has no input example; output shape not probed model="%s" '
+            "(log it with input_example=... to have it checked at start)",
+            where,
+        )
+        return None
+    try:
+        model = mlflow.pyfunc.load_model(path)
+        frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
+        predictions, columns = normalize_predictions(model.predict(frame), len(frame))
+    except Exception as exc:
+        raise ModelError(f"model {where} failed to score its own input example: {exc}") from exc
+    if threshold is not None:
+        if columns and score_column is None:
+            raise ModelError(
+                f"model.threshold is set but {where} returns several columns {list(columns)}; "
+                "set model.score_column to the one the threshold applies to"
+            )
+        if columns and score_column not in columns:
+            raise ModelError(
+                f"model.score_column = {score_column!r} is not among the model's output "
+                f"columns {list(columns)}"
+            )
+        scores = scores_for_threshold(predictions, score_column if columns else None)
+        if np.isnan(scores).all():
+            raise ModelError(f"model.threshold is set but {where} returns non-numeric predictions")
+    return columns
+
+
+def ship_model(spark: SparkSession, spec: ModelSpec) -> None:
+    """Make the model directory available to every executor under ``spec.ship_name``."""
+    spark.sparkContext.addFile(spec.local_path, recursive=True)

@@ -1,0 +1,341 @@
+"""JSON record values → a typed pandas frame of model inputs, plus reasons for the rest.
+
+The parser is compiled once from the Spark input schema (see :mod:`.schema`). It is strict
+on purpose, because a silently coerced feature gives a wrong score nobody notices:
+
+- the value must be UTF-8 JSON (RFC 8259: no ``NaN``/``Infinity``) holding one object;
+- every required field must be present and not null; optional fields may be absent or null;
+- extra fields are ignored (events usually carry ids and metadata the model does not use);
+- integers must be JSON integers in range (``3.0`` is not an integer), floating fields take
+  any JSON number, booleans only ``true``/``false``, strings only strings, binary a base64
+  string, datetimes an ISO-8601 string (naive means UTC), arrays/objects/maps recursively.
+
+Each record that breaks a rule gets exactly one :class:`Reason` and a message naming the
+field. The pandas dtypes match MLflow's schema enforcement (int32 for ``integer``, float32
+for ``float``, ...), so pyfunc does not reject or silently cast the frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import types as T
+
+
+class Reason(StrEnum):
+    """Dead-letter reason codes. Stable: they are part of the dead-letter record contract."""
+
+    EMPTY_VALUE = "empty_value"
+    TOO_LARGE = "too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NON_FINITE_NUMBER = "non_finite_number"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    NULL_FIELD = "null_field"
+    WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    MODEL_ERROR = "model_error"
+
+
+REASONS: tuple[str, ...] = tuple(r.value for r in Reason)
+
+
+class FieldError(Exception):
+    """One field broke a rule; carries the reason code and a message naming the field."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _reject_constant(name: str) -> Any:
+    raise FieldError(Reason.NON_FINITE_NUMBER, f"{name} is not valid JSON (RFC 8259)")
+
+
+_INT_RANGES = {
+    "integer": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+Validator = Callable[[Any, str], Any]
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _wrong(path: str, expected: str, value: Any) -> FieldError:
+    return FieldError(
+        Reason.WRONG_TYPE, f"field {path!r}: expected {expected}, got {_type_name(value)}"
+    )
+
+
+def _int_validator(kind: str) -> Validator:
+    low, high = _INT_RANGES[kind]
+
+    def check(value: Any, path: str) -> Any:
+        if type(value) is not int:
+            raise _wrong(path, f"{kind} (a JSON integer)", value)
+        if not low <= value <= high:
+            raise FieldError(
+                Reason.OUT_OF_RANGE, f"field {path!r}: {value} is outside the {kind} range"
+            )
+        return value
+
+    return check
+
+
+def _float_validator(single: bool) -> Validator:
+    def check(value: Any, path: str) -> Any:
+        if type(value) not in (int, float):
+            raise _wrong(path, "a number", value)
+        number = float(value)
+        if math.isinf(number) or (single and abs(number) > _FLOAT32_MAX):
+            raise FieldError(
+                Reason.OUT_OF_RANGE,
+                f"field {path!r}: {value!r} does not fit a {'float' if single else 'double'}",
+            )
+        return number
+
+    return check
+
+
+def _bool(value: Any, path: str) -> Any:
+    if type(value) is not bool:
+        raise _wrong(path, "a boolean", value)
+    return value
+
+
+def _str(value: Any, path: str) -> Any:
+    if type(value) is not str:
+        raise _wrong(path, "a string", value)
+    return value
+
+
+def _binary(value: Any, path: str) -> Any:
+    if type(value) is not str:
+        raise _wrong(path, "a base64 string", value)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FieldError(Reason.WRONG_TYPE, f"field {path!r}: not valid base64") from exc
+
+
+def _datetime(value: Any, path: str) -> Any:
+    if type(value) is not str:
+        raise _wrong(path, "an ISO-8601 datetime string", value)
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise FieldError(
+            Reason.WRONG_TYPE, f"field {path!r}: {value!r} is not an ISO-8601 datetime"
+        ) from exc
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _any(value: Any, path: str) -> Any:
+    return value
+
+
+def compile_validator(dtype: T.DataType) -> Validator:
+    """A function that checks one JSON value against ``dtype`` and returns the Python value."""
+    if isinstance(dtype, T.BooleanType):
+        return _bool
+    if isinstance(dtype, T.IntegerType):
+        return _int_validator("integer")
+    if isinstance(dtype, T.LongType):
+        return _int_validator("long")
+    if isinstance(dtype, T.FloatType):
+        return _float_validator(single=True)
+    if isinstance(dtype, T.DoubleType):
+        return _float_validator(single=False)
+    if isinstance(dtype, T.StringType):
+        return _str
+    if isinstance(dtype, T.BinaryType):
+        return _binary
+    if isinstance(dtype, T.TimestampType):
+        return _datetime
+    if isinstance(dtype, T.VariantType):
+        return _any
+    if isinstance(dtype, T.ArrayType):
+        element = compile_validator(dtype.elementType)
+
+        def check_array(value: Any, path: str) -> Any:
+            if type(value) is not list:
+                raise _wrong(path, "an array", value)
+            out = []
+            for i, item in enumerate(value):
+                if item is None:
+                    raise FieldError(Reason.NULL_FIELD, f"field {path}[{i}] is null")
+                out.append(element(item, f"{path}[{i}]"))
+            return out
+
+        return check_array
+    if isinstance(dtype, T.MapType):
+        element = compile_validator(dtype.valueType)
+
+        def check_map(value: Any, path: str) -> Any:
+            if type(value) is not dict:
+                raise _wrong(path, "an object (map)", value)
+            out = {}
+            for k, item in value.items():
+                if item is None:
+                    raise FieldError(Reason.NULL_FIELD, f"field {path}.{k} is null")
+                out[k] = element(item, f"{path}.{k}")
+            return out
+
+        return check_map
+    if isinstance(dtype, T.StructType):
+        struct = _compile_struct(dtype)
+
+        def check_object(value: Any, path: str) -> Any:
+            if type(value) is not dict:
+                raise _wrong(path, "an object", value)
+            return dict(zip(struct.names, struct.values(value, prefix=f"{path}.")))
+
+        return check_object
+    raise TypeError(f"no JSON validator for Spark type {dtype.simpleString()}")
+
+
+@dataclass(frozen=True)
+class _Struct:
+    names: tuple[str, ...]
+    required: tuple[bool, ...]
+    validators: tuple[Validator, ...]
+
+    def values(self, obj: dict[str, Any], prefix: str = "") -> list[Any]:
+        out: list[Any] = []
+        for name, required, validate in zip(self.names, self.required, self.validators):
+            value = obj.get(name)
+            if value is None:
+                if required:
+                    if name in obj:
+                        raise FieldError(Reason.NULL_FIELD, f"field {prefix + name!r} is null")
+                    raise FieldError(
+                        Reason.MISSING_FIELD, f"required field {prefix + name!r} is missing"
+                    )
+                out.append(None)
+            else:
+                out.append(validate(value, prefix + name))
+        return out
+
+
+def _compile_struct(schema: T.StructType) -> _Struct:
+    return _Struct(
+        names=tuple(f.name for f in schema.fields),
+        required=tuple(not f.nullable for f in schema.fields),
+        validators=tuple(compile_validator(f.dataType) for f in schema.fields),
+    )
+
+
+_PANDAS_DTYPES: dict[type, str] = {
+    T.BooleanType: "bool",
+    T.IntegerType: "int32",
+    T.LongType: "int64",
+    T.FloatType: "float32",
+    T.DoubleType: "float64",
+    T.TimestampType: "datetime64[ns]",
+}
+
+
+@dataclass
+class ParseResult:
+    """The good rows as a model-ready frame, their positions in the input, and the rejects."""
+
+    frame: pd.DataFrame
+    positions: np.ndarray
+    rejects: list[tuple[int, Reason, str]] = field(default_factory=list)
+
+
+class RecordParser:
+    """Parses batches of raw Kafka values against one input schema. Picklable."""
+
+    def __init__(self, schema: T.StructType, max_record_bytes: int) -> None:
+        self.schema = schema
+        self.max_record_bytes = max_record_bytes
+        self._struct = _compile_struct(schema)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"schema": self.schema.json(), "max_record_bytes": self.max_record_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        schema = T.StructType.fromJson(json.loads(state["schema"]))
+        self.__init__(schema, state["max_record_bytes"])  # type: ignore[misc]
+
+    def parse_one(self, value: bytes | None) -> list[Any]:
+        """The row's values in schema order, or :class:`FieldError` with the reason."""
+        if not value:
+            raise FieldError(Reason.EMPTY_VALUE, "the record has no value (null or empty)")
+        if len(value) > self.max_record_bytes:
+            raise FieldError(
+                Reason.TOO_LARGE,
+                f"the value is {len(value)} bytes; the limit (parse.max_record_bytes) is "
+                f"{self.max_record_bytes}",
+            )
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FieldError(Reason.INVALID_UTF8, f"the value is not UTF-8: {exc}") from exc
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+            raise FieldError(Reason.INVALID_JSON, f"invalid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise FieldError(Reason.INVALID_JSON, "invalid JSON: nested too deeply") from exc
+        if type(obj) is not dict:
+            raise FieldError(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {_type_name(obj)}")
+        return self._struct.values(obj)
+
+    def parse(self, values: Sequence[bytes | None]) -> ParseResult:
+        """Parse a batch; every input position ends up in exactly one of frame or rejects."""
+        rows: list[list[Any]] = []
+        positions: list[int] = []
+        rejects: list[tuple[int, Reason, str]] = []
+        for i, value in enumerate(values):
+            try:
+                rows.append(self.parse_one(value))
+            except FieldError as exc:
+                rejects.append((i, exc.reason, str(exc)))
+            else:
+                positions.append(i)
+        return ParseResult(self._frame(rows), np.asarray(positions, dtype=np.int64), rejects)
+
+    def _frame(self, rows: list[list[Any]]) -> pd.DataFrame:
+        columns = list(zip(*rows)) if rows else [() for _ in self.schema.fields]
+        data = {}
+        for f, values in zip(self.schema.fields, columns):
+            dtype = _PANDAS_DTYPES.get(type(f.dataType))
+            has_null = any(v is None for v in values)
+            if dtype is None or (has_null and dtype not in ("float32", "float64")):
+                series = pd.Series(list(values), dtype=object)
+            else:
+                series = pd.Series(
+                    [np.nan if v is None else v for v in values] if has_null else list(values),
+                    dtype=dtype,
+                )
+            data[f.name] = series
+        return pd.DataFrame(data, columns=[f.name for f in self.schema.fields])

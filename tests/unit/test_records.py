@@ -1,0 +1,108 @@
+import base64
+import json
+
+import numpy as np
+
+from streamer.scoring import records
+
+SOURCE = records.source_fields("transactions", 3, 42, 1_700_000_000_123)
+
+
+def _output(**overrides):
+    args = dict(
+        key=b"card-1",
+        prediction=0.25,
+        label=None,
+        with_label=False,
+        model_name="fraud-detector",
+        model_version="3",
+        source=SOURCE,
+        scored_at_ms=1_700_000_000_999,
+    )
+    args.update(overrides)
+    return json.loads(records.output_value(**args))
+
+
+def test_output_record_format():
+    assert _output() == {
+        "key": "card-1",
+        "prediction": 0.25,
+        "model": {"name": "fraud-detector", "version": "3"},
+        "source": {
+            "topic": "transactions",
+            "partition": 3,
+            "offset": 42,
+            "timestamp": 1_700_000_000_123,
+        },
+        "scored_at": 1_700_000_000_999,
+    }
+
+
+def test_label_only_with_threshold():
+    assert "label" not in _output()
+    assert _output(with_label=True, label=True)["label"] is True
+    assert _output(with_label=True, label=None)["label"] is None
+
+
+def test_multi_column_prediction_and_missing_key():
+    out = _output(key=None, prediction={"0": 0.9, "1": 0.1})
+    assert out["key"] is None and out["prediction"] == {"0": 0.9, "1": 0.1}
+
+
+def test_non_utf8_key_is_base64_with_encoding():
+    out = _output(key=b"\xff\x00")
+    assert out["key"] == base64.b64encode(b"\xff\x00").decode()
+    assert out["key_encoding"] == "base64"
+
+
+def test_dead_letter_utf8_value():
+    dl = json.loads(
+        records.dead_letter_value(
+            reason="invalid_json",
+            error="Expecting value",
+            raw=b"{oops",
+            key=b"k",
+            source=SOURCE,
+            failed_at_ms=5,
+        )
+    )
+    assert dl == {
+        "reason": "invalid_json",
+        "error": "Expecting value",
+        "value": "{oops",
+        "value_encoding": "utf8",
+        "key": "k",
+        "source": SOURCE,
+        "failed_at": 5,
+    }
+
+
+def test_dead_letter_binary_value_is_lossless():
+    raw = bytes(range(256))
+    dl = json.loads(
+        records.dead_letter_value(
+            reason="invalid_utf8", error="e", raw=raw, key=None, source=SOURCE, failed_at_ms=1
+        )
+    )
+    assert dl["value_encoding"] == "base64"
+    assert base64.b64decode(dl["value"]) == raw
+    assert dl["key"] is None
+
+
+def test_dead_letter_null_value():
+    dl = json.loads(
+        records.dead_letter_value(
+            reason="empty_value", error="e", raw=None, key=b"k", source=SOURCE, failed_at_ms=1
+        )
+    )
+    assert dl["value"] is None and dl["value_encoding"] == "utf8"
+
+
+def test_to_json_value_unwraps_numpy_and_nan():
+    assert records.to_json_value(np.float32(0.5)) == 0.5
+    assert records.to_json_value(np.int64(3)) == 3
+    assert records.to_json_value(float("nan")) is None
+    assert records.to_json_value({"a": np.float64("inf"), 1: [np.bool_(True)]}) == {
+        "a": None,
+        "1": [True],
+    }
