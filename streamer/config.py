@@ -1,0 +1,367 @@
+"""Typed, frozen configuration, loaded once at the entry point.
+
+Sources, later wins: the dataclass defaults, the YAML file, then ``STREAMER_<SECTION>__<KEY>``
+environment variables. The caller passes the environment in (``load_config(path, env=...)``);
+library code never reads ``os.environ``. A bad value stops start-up with one line that
+names the key, the value, where it came from, and what is accepted.
+
+Mapping keys (``kafka.client``, ``spark.conf``) take a JSON/YAML mapping from the
+environment, merged over the file's; ``STREAMER_KAFKA__CLIENT__SASL_PASSWORD`` sets the
+single entry ``sasl.password`` (lower-cased, ``_`` → ``.``). Spark conf keys are
+case-sensitive, so ``spark.conf`` only takes the JSON form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamer.errors import ConfigError
+
+ENV_PREFIX = "STREAMER_"
+_SECRET = re.compile(r"password|secret|token|jaas|(^|\.)key$|key\.pem|credentials", re.I)
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET.search(key))
+
+
+class FrozenMap(Mapping[str, str]):
+    """An immutable str → str mapping whose repr masks secret-looking values. Picklable."""
+
+    __slots__ = ("_data",)
+    _data: dict[str, str]
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", {str(k): str(v) for k, v in (data or {}).items()})
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> typing.Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("FrozenMap is immutable")
+
+    def __getstate__(self) -> dict[str, str]:
+        return self._data
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        object.__setattr__(self, "_data", state)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._data.items())))
+
+    def redacted(self) -> dict[str, str]:
+        return {k: ("***" if is_secret_key(k) else v) for k, v in self._data.items()}
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self.redacted()!r})"
+
+
+_TRIGGER = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(ms|millisecond|milliseconds|s|second|seconds|min|minute|minutes)\s*$",
+    re.I,
+)
+_TRIGGER_UNITS = {
+    "ms": 0.001,
+    "millisecond": 0.001,
+    "milliseconds": 0.001,
+    "s": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+}
+
+
+def parse_trigger_seconds(trigger: str) -> float:
+    """``"0 seconds"``, ``"500 milliseconds"``, ``"2 minutes"`` → seconds."""
+    match = _TRIGGER.match(trigger)
+    if not match:
+        raise ValueError(trigger)
+    return float(match[1]) * _TRIGGER_UNITS[match[2].lower()]
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    input_topic: str = "transactions"
+    output_topic: str = "predictions"
+    dead_letter_topic: str = "transactions.dlq"
+    backend: str = "auto"
+    client: FrozenMap = field(default_factory=FrozenMap)
+    end_offsets: str = "auto"
+    starting_offsets: str = "earliest"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    uri: str = "models:/fraud-detector@champion"
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    threshold: float | None = None
+    score_column: str | None = None
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str | None = "local[*]"
+    app_name: str = "streamer"
+    trigger: str = "0 seconds"
+    max_offsets_per_trigger: int | None = None
+    arrow_batch_size: int = 10_000
+    checkpoint_dir: str | None = None
+    conf: FrozenMap = field(default_factory=FrozenMap)
+
+
+@dataclass(frozen=True)
+class ParseConfig:
+    max_record_bytes: int = 1_048_576
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+    format: str = "auto"
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    parse: ParseConfig = field(default_factory=ParseConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def redacted(self) -> dict[str, Any]:
+        """The whole config as plain data, safe to log: secrets in mappings masked."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, FrozenMap):
+                return value.redacted()
+            if dataclasses.is_dataclass(value):
+                return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            return value
+
+        return plain(self)
+
+
+_SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "kafka.backend": ("auto", "jvm", "python"),
+    "kafka.end_offsets": ("auto", "list", "fetch"),
+    "kafka.starting_offsets": ("earliest", "latest"),
+    "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "logging.format": ("auto", "json", "text"),
+}
+_POSITIVE = {"spark.max_offsets_per_trigger", "spark.arrow_batch_size", "parse.max_record_bytes"}
+_NON_EMPTY = {
+    "kafka.bootstrap_servers",
+    "kafka.input_topic",
+    "kafka.output_topic",
+    "kafka.dead_letter_topic",
+    "model.uri",
+    "spark.app_name",
+}
+
+
+def _fail(key: str, value: Any, origin: str, expected: str) -> ConfigError:
+    return ConfigError(f"config error: {key} = {value!r} (from {origin}): {expected}")
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _convert(key: str, value: Any, hint: Any, origin: str, from_env: bool) -> Any:
+    """Check and convert one value to the field's type; env values arrive as strings."""
+    optional = type(None) in typing.get_args(hint)
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    if from_env and isinstance(value, str) and base is not str and base is not FrozenMap:
+        value = yaml.safe_load(value) if value.strip() else None
+    if value is None:
+        if optional:
+            return None
+        raise _fail(key, value, origin, "a value is required here")
+    if base is FrozenMap:
+        if from_env and isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                value = None
+        if not isinstance(value, Mapping):
+            raise _fail(key, value, origin, 'expected a mapping such as {"key": "value"}')
+        bad = [k for k, v in value.items() if isinstance(v, (Mapping, list)) or v is None]
+        if bad:
+            raise _fail(key, value, origin, f"values must be scalars; fix {bad}")
+        return value
+    if base is bool:
+        if isinstance(value, bool):
+            return value
+        raise _fail(key, value, origin, "expected true or false")
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(key, value, origin, "expected a whole number")
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(key, value, origin, "expected a number")
+        return float(value)
+    if base is str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise _fail(key, value, origin, "expected a string")
+        return str(value)
+    raise AssertionError(f"unhandled config type {hint!r}")
+
+
+def _suggest(name: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _validate(key: str, value: Any, origin: str) -> None:
+    if key in _CHOICES:
+        choices = _CHOICES[key]
+        if (value.upper() if key == "logging.level" else value) not in choices:
+            raise _fail(key, value, origin, f"expected one of {', '.join(choices)}")
+    if key in _POSITIVE and value is not None and value <= 0:
+        raise _fail(key, value, origin, "expected a number greater than 0")
+    if key in _NON_EMPTY and not str(value).strip():
+        raise _fail(key, value, origin, "must not be empty")
+    if key == "spark.trigger":
+        try:
+            parse_trigger_seconds(value)
+        except ValueError:
+            raise _fail(
+                key,
+                value,
+                origin,
+                "expected '<number> <unit>' with unit milliseconds, seconds or minutes, "
+                "e.g. '0 seconds' or '500 milliseconds'",
+            ) from None
+    if key == "model.uri" and not re.match(
+        r"^(models:/|runs:/|[a-z][a-z0-9+.-]*://|/|\.|~|\w)", value
+    ):
+        raise _fail(
+            key,
+            value,
+            origin,
+            "expected models:/<name>@<alias>, models:/<name>/<version>, runs:/... or a path",
+        )
+
+
+def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Config:
+    """Defaults ← YAML file ← ``STREAMER_<SECTION>__<KEY>`` variables, validated."""
+    raw: dict[str, dict[str, tuple[Any, str, bool]]] = {name: {} for name in _SECTIONS}
+    if path is not None:
+        origin = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"config error: cannot read {origin}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config error: {origin} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config error: {origin} must hold a mapping of sections")
+        for section, values in loaded.items():
+            if section not in _SECTIONS:
+                raise ConfigError(
+                    f"config error: unknown section {section} in {origin}"
+                    f"{_suggest(str(section), _SECTIONS)}"
+                )
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise _fail(section, values, origin, "expected a mapping of keys")
+            known = _field_types(_SECTIONS[section])
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(
+                        f"config error: unknown key {section}.{key} in {origin}"
+                        f"{_suggest(f'{section}.{key}', (f'{section}.{k}' for k in known))}"
+                    )
+                raw[section][key] = (value, origin, False)
+
+    entries: dict[str, dict[str, str]] = {}
+    for name, value in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX) :].split("__")
+        section = parts[0].lower()
+        known = _field_types(_SECTIONS[section]) if section in _SECTIONS else {}
+        key = parts[1].lower() if len(parts) > 1 else ""
+        if len(parts) == 2 and key in known:
+            raw[section][key] = (value, f"environment variable {name}", True)
+        elif len(parts) == 3 and (section, key) == ("kafka", "client"):
+            entries.setdefault("kafka.client", {})[parts[2].lower().replace("_", ".")] = value
+        else:
+            every = [
+                f"{ENV_PREFIX}{s.upper()}__{k.upper()}"
+                for s, c in _SECTIONS.items()
+                for k in _field_types(c)
+            ]
+            raise ConfigError(
+                f"config error: environment variable {name} matches no config key"
+                f"{_suggest(name, every)}"
+            )
+
+    sections: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        hints = _field_types(cls)
+        values = {}
+        for key, hint in hints.items():
+            dotted = f"{section}.{key}"
+            if key in raw[section]:
+                value, origin, from_env = raw[section][key]
+                value = _convert(dotted, value, hint, origin, from_env)
+            else:
+                value = getattr(cls(), key)
+                origin = "defaults"
+            if dotted in entries:
+                value = {**dict(value or {}), **entries[dotted]}
+            if isinstance(value, Mapping):
+                value = FrozenMap(value)
+            _validate(dotted, value, origin)
+            values[key] = value
+        if section == "logging":
+            values["level"] = values["level"].upper()
+        sections[section] = cls(**values)
+    config = Config(**sections)
+    kafka = config.kafka
+    for key in ("output_topic", "dead_letter_topic"):
+        if getattr(kafka, key) == kafka.input_topic:
+            raise ConfigError(
+                f"config error: kafka.{key} = {getattr(kafka, key)!r} is the same as "
+                "kafka.input_topic; the service would read its own output. Use another topic"
+            )
+    if kafka.output_topic == kafka.dead_letter_topic:
+        raise ConfigError(
+            f"config error: kafka.dead_letter_topic = {kafka.dead_letter_topic!r} is the same "
+            "as kafka.output_topic; dead letters need their own topic"
+        )
+    if config.model.score_column is not None and config.model.threshold is None:
+        raise ConfigError(
+            "config error: model.score_column is set but model.threshold is not; set "
+            "model.threshold or remove model.score_column"
+        )
+    return config

@@ -1,0 +1,203 @@
+"""Thin helpers over confluent-kafka's admin and consumer APIs.
+
+Client settings are merged as ``{**defaults, **user, **required}``: the user's
+``kafka.client`` (SASL, SSL, MSK IAM ...) passes through verbatim, and what streamer needs
+to be correct cannot be overridden.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamer.errors import KafkaIOError
+
+log = logging.getLogger(__name__)
+
+Offsets = dict[str, dict[int, int]]
+
+_SECRET_MARKERS = ("password", "secret", "token", "jaas", "key.pem", "keystore.key", ".key")
+
+
+def is_secret(key: str) -> bool:
+    """Whether a Kafka client setting must never be logged."""
+    lowered = key.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def loggable(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy safe to log: secret-looking values are masked."""
+    return {k: ("***" if is_secret(k) else v) for k, v in settings.items()}
+
+
+def client_config(
+    bootstrap_servers: str,
+    client: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+    **required: Any,
+) -> dict[str, Any]:
+    """``{**defaults, **client, "bootstrap.servers": ..., **required}`` for a Kafka client."""
+    conf: dict[str, Any] = {**(defaults or {}), **client}
+    conf["bootstrap.servers"] = bootstrap_servers
+    conf.update({k.replace("_", "."): v for k, v in required.items()})
+    return conf
+
+
+def admin_client(bootstrap_servers: str, client: Mapping[str, Any]) -> AdminClient:
+    return AdminClient(client_config(bootstrap_servers, client))
+
+
+def create_topics(
+    bootstrap_servers: str,
+    client: Mapping[str, Any],
+    topics: Mapping[str, int] | Iterable[str],
+    *,
+    timeout: float = 30.0,
+) -> None:
+    """Create topics (name → partitions); existing ones are left alone. Waits for metadata."""
+    wanted = dict(topics) if isinstance(topics, Mapping) else {t: 1 for t in topics}
+    admin = admin_client(bootstrap_servers, client)
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted.items()],
+        operation_timeout=timeout,
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaIOError(f"cannot create topic {name!r}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while True:
+        known = admin.list_topics(timeout=timeout).topics
+        if all(name in known and not known[name].error for name in wanted):
+            return
+        if time.monotonic() > deadline:
+            raise KafkaIOError(f"topics {sorted(wanted)} not visible after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def topic_partitions(
+    bootstrap_servers: str, client: Mapping[str, Any], topics: Iterable[str], timeout: float = 15.0
+) -> dict[str, list[int]]:
+    """Partition ids per topic; raises :class:`KafkaIOError` for a missing topic."""
+    metadata = admin_client(bootstrap_servers, client).list_topics(timeout=timeout)
+    out = {}
+    for topic in topics:
+        info = metadata.topics.get(topic)
+        if info is None or info.error is not None:
+            raise KafkaIOError(f"topic {topic!r} does not exist on {bootstrap_servers}")
+        out[topic] = sorted(info.partitions)
+    return out
+
+
+def cluster_id(bootstrap_servers: str, client: Mapping[str, Any], timeout: float = 15.0) -> str:
+    try:
+        return admin_client(bootstrap_servers, client).list_topics(timeout=timeout).cluster_id or ""
+    except KafkaException as exc:
+        raise KafkaIOError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+
+
+def is_tansu(cluster: str) -> bool:
+    """tansu (the embedded test broker) reports its cluster id, ``tansu_cluster`` by default."""
+    return "tansu" in cluster.lower()
+
+
+class OffsetProbe:
+    """Finds partition ends and starts with one long-lived, group-less consumer.
+
+    ``list`` asks ListOffsets, which is right on Apache Kafka. ``fetch`` also reads from the
+    listed end until the client reports end-of-partition, and takes that offset: tansu 0.6
+    answers ListOffsets(latest) with the first offset of the last record batch + 1, so the
+    listed end can sit inside the newest batch. Fetch responses carry the true high
+    watermark, and ``enable.partition.eof`` turns it into an event. With a 5 ms fetch wait,
+    the probe costs about one fetch round trip per trigger (measured: a few ms on loopback).
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client: Mapping[str, Any],
+        strategy: str,
+        timeout: float = 15.0,
+    ) -> None:
+        if strategy not in ("list", "fetch"):
+            raise KafkaIOError(f"end-offset strategy must be list or fetch, not {strategy!r}")
+        self.strategy = strategy
+        self.timeout = timeout
+        self._consumer = Consumer(
+            client_config(
+                bootstrap_servers,
+                client,
+                defaults={"fetch.wait.max.ms": 5, "socket.keepalive.enable": True},
+                group_id="streamer-offset-probe",
+                enable_auto_commit=False,
+                enable_auto_offset_store=False,
+                enable_partition_eof=True,
+            )
+        )
+
+    def partitions(self, topics: Iterable[str]) -> list[tuple[str, int]]:
+        metadata = self._consumer.list_topics(timeout=self.timeout)
+        out: list[tuple[str, int]] = []
+        for topic in topics:
+            info = metadata.topics.get(topic)
+            if info is None or info.error is not None:
+                raise KafkaIOError(f"topic {topic!r} does not exist")
+            out.extend((topic, p) for p in sorted(info.partitions))
+        return out
+
+    def _watermarks(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+        try:
+            return {
+                tp: self._consumer.get_watermark_offsets(
+                    TopicPartition(*tp), timeout=self.timeout, cached=False
+                )
+                for tp in tps
+            }
+        except KafkaException as exc:
+            raise KafkaIOError(f"cannot list offsets: {exc}") from exc
+
+    def earliest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return {tp: low for tp, (low, _) in self._watermarks(tps).items()}
+
+    def latest(self, tps: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        listed = {tp: high for tp, (_, high) in self._watermarks(tps).items()}
+        if self.strategy == "list" or not tps:
+            return listed
+        return self._read_to_eof(listed)
+
+    def _read_to_eof(self, listed: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        ends = dict(listed)
+        pending = set(listed)
+        self._consumer.assign([TopicPartition(t, p, o) for (t, p), o in listed.items()])
+        deadline = time.monotonic() + self.timeout
+        try:
+            while pending:
+                if time.monotonic() > deadline:
+                    raise KafkaIOError(
+                        f"no end-of-partition from the broker within {self.timeout:.0f}s for "
+                        f"{sorted(pending)}"
+                    )
+                for message in self._consumer.consume(10_000, timeout=0.1):
+                    tp = (str(message.topic()), int(message.partition()))  # type: ignore[arg-type]
+                    offset = int(message.offset())  # type: ignore[arg-type]
+                    error = message.error()
+                    if error is None:
+                        ends[tp] = max(ends[tp], offset + 1)
+                    elif error.code() == KafkaError._PARTITION_EOF:
+                        ends[tp] = max(ends[tp], offset)
+                        pending.discard(tp)
+                    elif not error.retriable():
+                        raise KafkaIOError(f"fetching {tp} for its end offset: {error}")
+        finally:
+            self._consumer.unassign()
+        return ends
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,216 @@
+"""Two Kafka backends behind one small interface.
+
+``jvm`` is Spark's built-in ``kafka`` format; it needs ``spark-sql-kafka-0-10`` on the
+classpath (the docker image and EMR have it). ``python`` is streamer's own Python Data
+Source on confluent-kafka (:mod:`.pysource`), which runs anywhere. ``auto`` picks ``jvm``
+when the connector class loads, else ``python``. Both hand the pipeline exactly
+:data:`SOURCE_COLUMNS` and write rows of ``(topic, key, value)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from streamer.errors import KafkaIOError
+from streamer.kafka.admin import cluster_id, is_tansu, loggable, topic_partitions
+from streamer.kafka.pysource import FORMAT, KafkaDataSource
+
+log = logging.getLogger(__name__)
+
+SOURCE_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
+CONNECTOR_CLASS = "org.apache.spark.sql.kafka010.KafkaSourceProvider"
+BACKENDS = ("auto", "jvm", "python")
+
+Offsets = dict[str, dict[int, int]]
+
+
+class KafkaBackend(Protocol):
+    name: str
+
+    def read_stream(
+        self,
+        spark: SparkSession,
+        *,
+        topics: Sequence[str],
+        start_offsets: Offsets | None,
+        default_start: str = "earliest",
+        max_offsets_per_trigger: int | None = None,
+    ) -> DataFrame: ...
+
+    def write_stream(
+        self, df: DataFrame, *, checkpoint_dir: str, trigger: str, query_name: str
+    ) -> StreamingQuery: ...
+
+
+def starting_offsets_json(
+    start_offsets: Offsets, partitions: Mapping[str, Sequence[int]], default_start: str
+) -> str:
+    """Spark's ``startingOffsets`` JSON covering every partition: stored offsets where known,
+    ``-2`` (earliest) or ``-1`` (latest) for the rest, as the JVM source requires."""
+    fallback = -2 if default_start == "earliest" else -1
+    return json.dumps(
+        {
+            topic: {str(p): int(start_offsets.get(topic, {}).get(p, fallback)) for p in parts}
+            for topic, parts in partitions.items()
+        }
+    )
+
+
+class _Backend:
+    name = ""
+    format = ""
+
+    def __init__(self, bootstrap_servers: str, client: Mapping[str, Any]) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client = dict(client)
+
+    def _kafka_options(self) -> dict[str, str]:
+        options = {f"kafka.{k}": str(v) for k, v in self.client.items()}
+        options["kafka.bootstrap.servers"] = self.bootstrap_servers
+        return options
+
+    def _source_options(
+        self,
+        topics: Sequence[str],
+        start_offsets: Offsets | None,
+        default_start: str,
+        max_offsets_per_trigger: int | None,
+    ) -> dict[str, str]:
+        options = {**self._kafka_options(), "subscribe": ",".join(topics)}
+        if start_offsets:
+            partitions = topic_partitions(self.bootstrap_servers, self.client, topics)
+            options["startingOffsets"] = starting_offsets_json(
+                start_offsets, partitions, default_start
+            )
+        else:
+            options["startingOffsets"] = default_start
+        if max_offsets_per_trigger:
+            options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
+        return options
+
+    def read_stream(
+        self,
+        spark: SparkSession,
+        *,
+        topics: Sequence[str],
+        start_offsets: Offsets | None,
+        default_start: str = "earliest",
+        max_offsets_per_trigger: int | None = None,
+    ) -> DataFrame:
+        options = self._source_options(
+            topics, start_offsets, default_start, max_offsets_per_trigger
+        )
+        log.info('kafka source backend="%s" options="%s"', self.name, loggable(options))
+        df = spark.readStream.format(self.format).options(**options).load()
+        return df.select(*SOURCE_COLUMNS)
+
+    def write_stream(
+        self, df: DataFrame, *, checkpoint_dir: str, trigger: str, query_name: str
+    ) -> StreamingQuery:
+        return (
+            df.writeStream.format(self.format)
+            .options(**self._kafka_options())
+            .option("checkpointLocation", checkpoint_dir)
+            .trigger(processingTime=trigger)
+            .queryName(query_name)
+            .start()
+        )
+
+
+class JvmKafkaBackend(_Backend):
+    """Spark's own Kafka source and sink."""
+
+    name = "jvm"
+    format = "kafka"
+
+
+class PythonKafkaBackend(_Backend):
+    """streamer's Python Data Source on confluent-kafka."""
+
+    name = "python"
+    format = FORMAT
+
+    def __init__(
+        self, bootstrap_servers: str, client: Mapping[str, Any], end_offsets: str = "list"
+    ) -> None:
+        super().__init__(bootstrap_servers, client)
+        self.end_offsets = end_offsets
+
+    def _source_options(self, *args: Any) -> dict[str, str]:
+        options = super()._source_options(*args)
+        options["endOffsets"] = self.end_offsets
+        if options["startingOffsets"].startswith("{"):
+            options["startingOffsetsDefault"] = args[2]
+        return options
+
+    def read_stream(self, spark: SparkSession, **kwargs: Any) -> DataFrame:
+        spark.dataSource.register(KafkaDataSource)
+        return super().read_stream(spark, **kwargs)
+
+    def write_stream(self, df: DataFrame, **kwargs: Any) -> StreamingQuery:
+        df.sparkSession.dataSource.register(KafkaDataSource)
+        return super().write_stream(df, **kwargs)
+
+
+def jvm_connector_available(spark: SparkSession) -> bool:
+    """Whether Spark's Kafka connector class loads in the driver JVM."""
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        return False
+    try:
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        jvm.java.lang.Class.forName(CONNECTOR_CLASS, False, loader)
+        return True
+    except Exception:
+        return False
+
+
+def resolve_end_offsets(choice: str, bootstrap_servers: str, client: Mapping[str, Any]) -> str:
+    """``auto`` → ``fetch`` on tansu (its ListOffsets bug), ``list`` elsewhere."""
+    if choice != "auto":
+        return choice
+    return "fetch" if is_tansu(cluster_id(bootstrap_servers, client)) else "list"
+
+
+def choose_backend(choice: str, connector_available: bool) -> str:
+    """The backend name for a configured choice; explains what to do when it cannot be had."""
+    if choice not in BACKENDS:
+        raise KafkaIOError(f"kafka.backend = {choice!r}: expected one of {', '.join(BACKENDS)}")
+    if choice == "auto":
+        return "jvm" if connector_available else "python"
+    if choice == "jvm" and not connector_available:
+        raise KafkaIOError(
+            f"kafka.backend = 'jvm' but {CONNECTOR_CLASS} is not on the classpath; add "
+            "org.apache.spark:spark-sql-kafka-0-10_2.13:<spark version> (spark.jars or "
+            "--packages), or set kafka.backend: python"
+        )
+    return choice
+
+
+def select_backend(
+    choice: str,
+    spark: SparkSession,
+    *,
+    bootstrap_servers: str,
+    client: Mapping[str, Any],
+    end_offsets: str = "auto",
+) -> KafkaBackend:
+    available = jvm_connector_available(spark)
+    name = choose_backend(choice, available)
+    log.info(
+        'kafka backend selected backend="%s" configured="%s" jvm_connector="%s"',
+        name,
+        choice,
+        "present" if available else "absent",
+    )
+    if name == "jvm":
+        return JvmKafkaBackend(bootstrap_servers, client)
+    strategy = resolve_end_offsets(end_offsets, bootstrap_servers, client)
+    log.info('python source end offsets strategy="%s"', strategy)
+    return PythonKafkaBackend(bootstrap_servers, client, strategy)

@@ -1,0 +1,438 @@
+"""The ``python`` Kafka backend: a Spark Python Data Source on confluent-kafka.
+
+Reader (``spark.readStream.format("streamer_kafka")``):
+
+- Offsets are ``{"topic": {"partition": next_offset}}``, the same JSON the JVM source uses,
+  so a listener's ``progress.sources[i].endOffset`` can be stored and fed back verbatim.
+- The driver-side methods (``initialOffset``, ``latestOffset``, ``partitions``) run in one
+  long-lived Python process and keep one :class:`~streamer.kafka.admin.OffsetProbe` open.
+  ``read`` runs in Python workers on a pickled copy, with no client in the pickle, and
+  reuses one consumer per worker process. Consumers use ``assign``, never a group.
+- One input partition per Kafka partition and offset range; ``read`` yields
+  ``pyarrow.RecordBatch``es whose schema is exactly Spark's Arrow form of
+  :data:`SOURCE_SCHEMA`.
+- ``maxOffsetsPerTrigger`` caps a micro-batch (spread over partitions in proportion to
+  their backlog); ``Trigger.AvailableNow`` is honoured.
+- Partitions that appear while running start at their earliest offset.
+
+Writer: rows ``(topic, key, value)`` are produced with one producer per Python worker. A
+task returns only after every record is acknowledged, so a micro-batch commits only when
+its output is in Kafka (at-least-once).
+
+Options: ``kafka.<setting>`` (any librdkafka setting, e.g. ``kafka.bootstrap.servers``,
+``kafka.security.protocol``), ``subscribe``, ``startingOffsets`` (``earliest``, ``latest``
+or JSON; ``-2``/``-1`` per partition mean earliest/latest), ``startingOffsetsDefault``
+(where partitions missing from the JSON begin), ``maxOffsetsPerTrigger``, ``endOffsets``
+(``list`` or ``fetch``, see :class:`~streamer.kafka.admin.OffsetProbe`),
+``pollTimeoutMs``, and for the writer ``topic`` (used when a row's topic is null).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from pyspark.sql.datasource import (
+    DataSource,
+    DataSourceStreamArrowWriter,
+    DataSourceStreamReader,
+    InputPartition,
+    WriterCommitMessage,
+)
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.streaming.datasource import (
+    ReadAllAvailable,
+    ReadLimit,
+    ReadMaxRows,
+    SupportsTriggerAvailableNow,
+)
+from pyspark.sql.types import (
+    BinaryType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from streamer.errors import KafkaIOError
+from streamer.kafka.admin import OffsetProbe, client_config
+
+log = logging.getLogger(__name__)
+
+FORMAT = "streamer_kafka"
+
+SOURCE_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType()),
+        StructField("value", BinaryType()),
+        StructField("topic", StringType()),
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("timestamp", TimestampType()),
+    ]
+)
+ARROW_SCHEMA = to_arrow_schema(SOURCE_SCHEMA, timezone="UTC")
+
+PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 5,
+    "batch.size": 1_000_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 1_000_000,
+}
+
+TP = tuple[str, int]
+
+
+def kafka_settings(options: Mapping[str, str]) -> dict[str, str]:
+    """The ``kafka.*`` options with the prefix removed, as librdkafka settings."""
+    return {k[len("kafka.") :]: v for k, v in options.items() if k.lower().startswith("kafka.")}
+
+
+def _flatten(offsets: Mapping[str, Mapping[str, int]] | None) -> dict[TP, int]:
+    return {(t, int(p)): int(o) for t, ps in (offsets or {}).items() for p, o in ps.items()}
+
+
+def _nest(offsets: Mapping[TP, int]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (t, p), o in sorted(offsets.items()):
+        out.setdefault(t, {})[str(p)] = int(o)
+    return out
+
+
+def spread_limit(available: Mapping[TP, int], limit: int) -> dict[TP, int]:
+    """Split ``limit`` rows over partitions in proportion to their backlog.
+
+    Every partition with a backlog gets at least one row when the limit allows, so none
+    starves; the total never exceeds ``limit`` nor any partition's backlog.
+    """
+    total = sum(available.values())
+    if total <= limit:
+        return dict(available)
+    share = {tp: min(n, limit * n // total) for tp, n in available.items()}
+    spare = limit - sum(share.values())
+    for tp in sorted(available, key=lambda tp: available[tp] - share[tp], reverse=True):
+        if spare <= 0:
+            break
+        if share[tp] < available[tp]:
+            share[tp] += 1
+            spare -= 1
+    return share
+
+
+@dataclass(frozen=True)
+class KafkaInputPartition(InputPartition):
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class WriteReport(WriterCommitMessage):
+    records: int
+
+
+class KafkaDataSource(DataSource):
+    """Kafka as a Spark streaming source and sink, on confluent-kafka."""
+
+    @classmethod
+    def name(cls) -> str:
+        return FORMAT
+
+    def schema(self) -> StructType:
+        return SOURCE_SCHEMA
+
+    def streamReader(self, schema: StructType) -> KafkaStreamReader:
+        return KafkaStreamReader(self.options)
+
+    def streamWriter(self, schema: StructType, overwrite: bool) -> KafkaStreamWriter:
+        return KafkaStreamWriter(self.options)
+
+
+def _required(options: Mapping[str, str], key: str) -> str:
+    value = options.get(key)
+    if not value:
+        raise KafkaIOError(f"the {FORMAT} data source needs the option {key!r}")
+    return value
+
+
+class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self.settings = kafka_settings(options)
+        self.bootstrap = _required(options, "kafka.bootstrap.servers")
+        self.topics = [t.strip() for t in _required(options, "subscribe").split(",") if t.strip()]
+        self.starting = options.get("startingOffsets") or "earliest"
+        self.starting_default = options.get("startingOffsetsDefault") or "earliest"
+        limit = options.get("maxOffsetsPerTrigger")
+        self.max_offsets = int(limit) if limit else None
+        self.end_strategy = options.get("endOffsets") or "list"
+        self.poll_timeout = int(options.get("pollTimeoutMs") or 120_000) / 1000.0
+        self._probe: OffsetProbe | None = None
+        self._target: dict[TP, int] | None = None
+        self._new_starts: dict[TP, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_probe"] = None
+        return state
+
+    @property
+    def probe(self) -> OffsetProbe:
+        if self._probe is None:
+            self._probe = OffsetProbe(self.bootstrap, self.settings, self.end_strategy)
+        return self._probe
+
+    def initialOffset(self) -> dict:
+        tps = self.probe.partitions(self.topics)
+        if self.starting in ("earliest", "latest"):
+            explicit: dict[TP, int] = {}
+            default = self.starting
+        else:
+            try:
+                explicit = _flatten(json.loads(self.starting))
+            except (ValueError, AttributeError) as exc:
+                raise KafkaIOError(f"startingOffsets is not valid JSON: {self.starting!r}") from exc
+            default = self.starting_default
+        earliest = self.probe.earliest(tps)
+        latest = (
+            self.probe.latest(tps)
+            if "latest" in (default, self.starting) or -1 in (explicit.values())
+            else {}
+        )
+        start: dict[TP, int] = {}
+        for tp in tps:
+            offset = explicit.get(tp)
+            if offset is None:
+                offset = -2 if default == "earliest" else -1
+            if offset == -2:
+                start[tp] = earliest[tp]
+            elif offset == -1:
+                start[tp] = latest[tp]
+            elif offset < earliest[tp]:
+                log.warning(
+                    'start offset below earliest, records lost to retention topic="%s" '
+                    'partition="%d" start="%d" earliest="%d"',
+                    tp[0],
+                    tp[1],
+                    offset,
+                    earliest[tp],
+                )
+                start[tp] = earliest[tp]
+            else:
+                start[tp] = offset
+        log.info('source initial offsets offsets="%s"', json.dumps(_nest(start)))
+        return _nest(start)
+
+    def getDefaultReadLimit(self) -> ReadLimit:
+        return ReadMaxRows(self.max_offsets) if self.max_offsets else ReadAllAvailable()
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self._target = self.probe.latest(self.probe.partitions(self.topics))
+
+    def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        begin = _flatten(start)
+        tps = self.probe.partitions(self.topics)
+        new = [tp for tp in tps if tp not in begin]
+        if new:
+            for tp, offset in self.probe.earliest(new).items():
+                self._new_starts.setdefault(tp, offset)
+                log.info('new partition topic="%s" partition="%d" start="%d"', *tp, offset)
+            begin.update({tp: self._new_starts[tp] for tp in new})
+        ends = self.probe.latest(tps)
+        if self._target is not None:
+            ends = {tp: min(end, self._target.get(tp, begin[tp])) for tp, end in ends.items()}
+        ends = {tp: max(end, begin[tp]) for tp, end in ends.items()}
+        if isinstance(limit, ReadMaxRows):
+            available = {tp: ends[tp] - begin[tp] for tp in tps}
+            taken = spread_limit(available, int(limit.max_rows))
+            ends = {tp: begin[tp] + taken[tp] for tp in tps}
+        return _nest(ends)
+
+    def partitions(self, start: dict, end: dict) -> Sequence[InputPartition]:
+        begin = _flatten(start)
+        out = []
+        for tp, stop in sorted(_flatten(end).items()):
+            first = begin.get(tp, self._new_starts.get(tp, 0))
+            if stop > first:
+                out.append(KafkaInputPartition(tp[0], tp[1], first, stop))
+        return out
+
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        assert isinstance(partition, KafkaInputPartition)
+        consumer = _worker_consumer(self.bootstrap, self.settings)
+        yield from read_range(consumer, partition, self.poll_timeout)
+
+    def commit(self, end: dict) -> None:
+        """Nothing to do: positions are the listener's business, never a consumer group's."""
+
+    def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
+
+
+def read_range(
+    consumer: Consumer, part: KafkaInputPartition, poll_timeout: float, batch_rows: int = 10_000
+) -> Iterator[pa.RecordBatch]:
+    """Records ``[part.start, part.end)`` of one partition as Arrow batches."""
+    consumer.assign([TopicPartition(part.topic, part.partition, part.start)])
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    offsets: list[int] = []
+    stamps: list[int] = []
+    position = part.start
+    idle_since = time.monotonic()
+
+    def flush() -> pa.RecordBatch:
+        n = len(offsets)
+        batch = pa.RecordBatch.from_arrays(
+            [
+                pa.array(keys, pa.binary()),
+                pa.array(values, pa.binary()),
+                pa.array([part.topic] * n, pa.string()),
+                pa.array([part.partition] * n, pa.int32()),
+                pa.array(offsets, pa.int64()),
+                pa.array(stamps, pa.int64()).cast(ARROW_SCHEMA.field("timestamp").type),
+            ],
+            schema=ARROW_SCHEMA,
+        )
+        for column in (keys, values, offsets, stamps):
+            column.clear()
+        return batch
+
+    try:
+        while position < part.end:
+            messages = consumer.consume(min(batch_rows, part.end - position), timeout=0.5)
+            if not messages:
+                if time.monotonic() - idle_since > poll_timeout:
+                    raise KafkaIOError(
+                        f"no records from {part.topic}[{part.partition}] at offset {position} "
+                        f"for {poll_timeout:.0f}s (range ends at {part.end})"
+                    )
+                continue
+            idle_since = time.monotonic()
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if int(message.offset() or 0) >= part.end:
+                            position = part.end
+                        continue
+                    raise KafkaIOError(
+                        f"reading {part.topic}[{part.partition}] at {position}: {error}"
+                    )
+                offset = int(message.offset())  # type: ignore[arg-type]
+                if offset >= part.end:
+                    position = part.end
+                    break
+                keys.append(message.key())
+                values.append(message.value())
+                offsets.append(offset)
+                stamps.append(message.timestamp()[1] * 1000)
+                position = offset + 1
+            if len(offsets) >= batch_rows:
+                yield flush()
+        if offsets:
+            yield flush()
+    finally:
+        consumer.unassign()
+
+
+_clients_lock = threading.Lock()
+_consumers: dict[tuple, Consumer] = {}
+_producers: dict[tuple, Producer] = {}
+
+
+def _key(bootstrap: str, settings: Mapping[str, Any]) -> tuple:
+    return (bootstrap, *sorted((k, str(v)) for k, v in settings.items()))
+
+
+def _worker_consumer(bootstrap: str, settings: Mapping[str, str]) -> Consumer:
+    """One consumer per Python worker process and cluster, reused across tasks."""
+    key = _key(bootstrap, settings)
+    with _clients_lock:
+        consumer = _consumers.get(key)
+        if consumer is None:
+            consumer = Consumer(
+                client_config(
+                    bootstrap,
+                    settings,
+                    defaults={"fetch.wait.max.ms": 10, "queued.min.messages": 20_000},
+                    group_id="streamer-reader",
+                    enable_auto_commit=False,
+                    enable_auto_offset_store=False,
+                    enable_partition_eof=True,
+                    auto_offset_reset="error",
+                )
+            )
+            _consumers[key] = consumer
+        return consumer
+
+
+def _worker_producer(bootstrap: str, settings: Mapping[str, str]) -> Producer:
+    """One producer per Python worker process and cluster, reused across tasks."""
+    key = _key(bootstrap, settings)
+    with _clients_lock:
+        producer = _producers.get(key)
+        if producer is None:
+            producer = Producer(client_config(bootstrap, settings, defaults=PRODUCER_DEFAULTS))
+            _producers[key] = producer
+        return producer
+
+
+class KafkaStreamWriter(DataSourceStreamArrowWriter):
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self.settings = kafka_settings(options)
+        self.bootstrap = _required(options, "kafka.bootstrap.servers")
+        self.default_topic = options.get("topic")
+        self.flush_timeout = int(options.get("flushTimeoutMs") or 120_000) / 1000.0
+
+    def write(self, iterator: Iterator[pa.RecordBatch]) -> WriteReport:
+        producer = _worker_producer(self.bootstrap, self.settings)
+        failures: list[KafkaError] = []
+
+        def on_delivery(error: KafkaError | None, _message: Any) -> None:
+            if error is not None:
+                failures.append(error)
+
+        count = 0
+        for batch in iterator:
+            columns = batch.to_pydict()
+            topics = columns.get("topic") or [None] * batch.num_rows
+            keys = columns.get("key") or [None] * batch.num_rows
+            for topic, key, value in zip(topics, keys, columns["value"]):
+                topic = topic or self.default_topic
+                if topic is None:
+                    raise KafkaIOError("a row has no topic and the sink has no 'topic' option")
+                while True:
+                    try:
+                        producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                count += 1
+            producer.poll(0)
+        remaining = producer.flush(self.flush_timeout)
+        if remaining or failures:
+            raise KafkaIOError(
+                f"{len(failures)} records failed and {remaining} were not acknowledged within "
+                f"{self.flush_timeout:.0f}s; first error: {failures[0] if failures else 'timeout'}"
+            )
+        return WriteReport(count)
+
+    def commit(self, messages: list[WriterCommitMessage | None], batchId: int) -> None:
+        """Records are already acknowledged by the brokers when a task returns."""
+
+    def abort(self, messages: list[WriterCommitMessage | None], batchId: int) -> None:
+        log.warning('sink batch aborted batch_id="%d"; Spark will retry it', batchId)
