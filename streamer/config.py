@@ -197,8 +197,11 @@ def _convert(key: str, value: Any, hint: Any, origin: str, from_env: bool) -> An
     """Check and convert one value to the field's type; env values arrive as strings."""
     optional = type(None) in typing.get_args(hint)
     base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
-    if from_env and isinstance(value, str) and base is not str and base is not FrozenMap:
-        value = yaml.safe_load(value) if value.strip() else None
+    if from_env and isinstance(value, str):
+        if optional and value.strip() in ("", "null", "~"):
+            value = None
+        elif base is not str and base is not FrozenMap:
+            value = yaml.safe_load(value)
     if value is None:
         if optional:
             return None
@@ -302,6 +305,15 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
                     )
                 raw[section][key] = (value, origin, False)
 
+    file_values = {
+        section: {
+            key: _convert(
+                f"{section}.{key}", value, _field_types(_SECTIONS[section])[key], origin, False
+            )
+            for key, (value, origin, _) in keys.items()
+        }
+        for section, keys in raw.items()
+    }
     entries: dict[str, dict[str, str]] = {}
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX):
@@ -334,6 +346,8 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
             if key in raw[section]:
                 value, origin, from_env = raw[section][key]
                 value = _convert(dotted, value, hint, origin, from_env)
+                if from_env and isinstance(value, Mapping) and key in file_values[section]:
+                    value = {**file_values[section][key], **value}
             else:
                 value = getattr(cls(), key)
                 origin = "defaults"

@@ -42,7 +42,10 @@ def produce(
         while True:
             try:
                 producer.produce(
-                    topic, key=key, value=value, on_delivery=lambda e, _m: e and errors.append(e),
+                    topic,
+                    key=key,
+                    value=value,
+                    on_delivery=lambda e, _m: e and errors.append(e),
                     **kwargs,
                 )
                 break
@@ -84,8 +87,14 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 120.
             for m in consumer.consume(5000, timeout=0.5):
                 if m.error() is None:
                     records.append(
-                        Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
-                               m.timestamp()[1])
+                        Record(
+                            m.topic(),
+                            m.partition(),
+                            m.offset(),
+                            m.key(),
+                            m.value(),
+                            m.timestamp()[1],
+                        )
                     )
             assert len(records) >= expected, f"{len(records)} of {expected} records in {topic}"
 
@@ -95,8 +104,14 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 120.
             for m in consumer.consume(5000, timeout=0.2):
                 if m.error() is None:
                     records.append(
-                        Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(),
-                               m.timestamp()[1])
+                        Record(
+                            m.topic(),
+                            m.partition(),
+                            m.offset(),
+                            m.key(),
+                            m.value(),
+                            m.timestamp()[1],
+                        )
                     )
         return records
     finally:

@@ -119,7 +119,10 @@ def spread_limit(available: Mapping[TP, int], limit: int) -> dict[TP, int]:
     total = sum(available.values())
     if total <= limit:
         return dict(available)
-    share = {tp: min(n, limit * n // total) for tp, n in available.items()}
+    busy = [tp for tp, n in available.items() if n > 0]
+    floor = 1 if limit >= len(busy) else 0
+    rest = limit - floor * len(busy)
+    share = {tp: min(n, (floor if n else 0) + rest * n // total) for tp, n in available.items()}
     spare = limit - sum(share.values())
     for tp in sorted(available, key=lambda tp: available[tp] - share[tp], reverse=True):
         if spare <= 0:

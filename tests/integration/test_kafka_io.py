@@ -36,7 +36,9 @@ def _rows(spark, name):
     return spark.sql(f"select * from {name}").collect()
 
 
-def test_reads_every_record_exactly_across_partitions(spark, kafka_bootstrap, new_topic, backend, tmp_path):
+def test_reads_every_record_exactly_across_partitions(
+    spark, kafka_bootstrap, new_topic, backend, tmp_path
+):
     topic = new_topic(partitions=4)
     sent = {}
     for p in range(4):
@@ -46,7 +48,12 @@ def test_reads_every_record_exactly_across_partitions(spark, kafka_bootstrap, ne
     df = backend.read_stream(spark, topics=[topic], start_offsets=None)
     assert tuple(df.columns) == SOURCE_COLUMNS
     assert [f.dataType.simpleString() for f in df.schema.fields] == [
-        "binary", "binary", "string", "int", "bigint", "timestamp",
+        "binary",
+        "binary",
+        "string",
+        "int",
+        "bigint",
+        "timestamp",
     ]
     name = f"q_{uuid.uuid4().hex[:8]}"
     query = _memory_query(df, name, tmp_path, availableNow=True)
@@ -62,7 +69,9 @@ def test_reads_every_record_exactly_across_partitions(spark, kafka_bootstrap, ne
 def test_start_offsets_resume_exactly(spark, kafka_bootstrap, new_topic, backend, tmp_path):
     topic = new_topic(partitions=3)
     for p in range(3):
-        produce(kafka_bootstrap, topic, [(None, f"{p}:{i}".encode()) for i in range(40)], partition=p)
+        produce(
+            kafka_bootstrap, topic, [(None, f"{p}:{i}".encode()) for i in range(40)], partition=p
+        )
     df = backend.read_stream(spark, topics=[topic], start_offsets={topic: {0: 10, 1: 39}})
     name = f"q_{uuid.uuid4().hex[:8]}"
     _memory_query(df, name, tmp_path, availableNow=True).awaitTermination(180)
@@ -71,7 +80,9 @@ def test_start_offsets_resume_exactly(spark, kafka_bootstrap, new_topic, backend
     assert offsets == expected
 
 
-def test_latest_default_reads_only_new_records(spark, kafka_bootstrap, new_topic, backend, tmp_path):
+def test_latest_default_reads_only_new_records(
+    spark, kafka_bootstrap, new_topic, backend, tmp_path
+):
     topic = new_topic()
     produce(kafka_bootstrap, topic, [(None, b"old")] * 20)
     df = backend.read_stream(spark, topics=[topic], start_offsets=None, default_start="latest")
@@ -86,7 +97,9 @@ def test_latest_default_reads_only_new_records(spark, kafka_bootstrap, new_topic
         query.stop()
 
 
-def test_max_offsets_per_trigger_caps_every_batch(spark, kafka_bootstrap, new_topic, backend, tmp_path):
+def test_max_offsets_per_trigger_caps_every_batch(
+    spark, kafka_bootstrap, new_topic, backend, tmp_path
+):
     topic = new_topic(partitions=2)
     produce(kafka_bootstrap, topic, [(None, b"x")] * 900)
     df = backend.read_stream(spark, topics=[topic], start_offsets=None, max_offsets_per_trigger=200)
@@ -125,7 +138,9 @@ def test_tail_of_a_multi_record_batch_is_read_without_more_data(
         query.stop()
 
 
-def test_partition_added_while_running_is_picked_up(spark, kafka_bootstrap, new_topic, backend, tmp_path):
+def test_partition_added_while_running_is_picked_up(
+    spark, kafka_bootstrap, new_topic, backend, tmp_path
+):
     topic = new_topic(partitions=1)
     produce(kafka_bootstrap, topic, [(None, b"p0")] * 10, partition=0)
     df = backend.read_stream(spark, topics=[topic], start_offsets=None)

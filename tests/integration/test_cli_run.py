@@ -1,0 +1,92 @@
+"""``streamer run`` as a real process: scores, stops cleanly on SIGTERM, summarises."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import consume_all, produce
+from tests.integration.models import feature_frame
+
+pytestmark = pytest.mark.integration
+
+
+def _streamer(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamer.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("kafka:\n  backend: jvmm\n")
+    process = _streamer("run", "--config", str(path), env=dict(os.environ))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert err.strip().splitlines()[-1] == (
+        f"streamer: config error: kafka.backend = 'jvmm' (from {path}): "
+        "expected one of auto, jvm, python"
+    )
+
+
+def test_run_scores_then_stops_cleanly_on_sigterm(
+    kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+):
+    topics = {
+        "input_topic": new_topic(partitions=2),
+        "output_topic": new_topic(),
+        "dead_letter_topic": new_topic(),
+    }
+    rows = feature_frame(300, seed=11).to_dict(orient="records")
+    events = [
+        (
+            f"e-{i}".encode(),
+            json.dumps({k: getattr(v, "item", lambda v=v: v)() for k, v in r.items()}).encode(),
+        )
+        for i, r in enumerate(rows)
+    ]
+    produce(kafka_bootstrap, topics["input_topic"], events + [(b"bad", b"{not json")])
+    config = tmp_path / "streamer.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {"bootstrap_servers": kafka_bootstrap, "backend": "python", **topics},
+                "model": {"uri": fraud_classifier.uri},
+                "spark": {"master": "local[2]", "checkpoint_dir": str(tmp_path)},
+                "logging": {"format": "json"},
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": fraud_classifier.tracking_uri,
+        "STREAMER_SPARK__TRIGGER": "500 milliseconds",
+    }
+    process = _streamer("run", "--config", str(config), env=env)
+    try:
+        outputs = consume_all(kafka_bootstrap, topics["output_topic"], len(events), timeout=240)
+        consume_all(kafka_bootstrap, topics["dead_letter_topic"], 1, timeout=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-3000:]
+    assert len({r.key for r in outputs}) == len(events)
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    summary = [line for line in lines if line["msg"].startswith("run stopped")]
+    assert len(summary) == 1, err[-3000:]
+    assert summary[0]["outputs"] == str(len(events))
+    assert summary[0]["dead_letters"] == "1"
+    assert any(line["msg"].startswith("stop requested") for line in lines)
+    leftovers = [p for p in Path(tmp_path).iterdir() if p.name.startswith("streamer-")]
+    assert leftovers == [], "the throwaway checkpoint and model copy must be removed on exit"

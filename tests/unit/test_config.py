@@ -1,0 +1,187 @@
+import dataclasses
+import pickle
+from pathlib import Path
+
+import pytest
+
+from streamer.config import Config, load_config, parse_trigger_seconds
+from streamer.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _yaml(tmp_path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_match_the_contract():
+    config = load_config(None, env={})
+    assert config.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert (
+        config.kafka.input_topic,
+        config.kafka.output_topic,
+        config.kafka.dead_letter_topic,
+    ) == (
+        "transactions",
+        "predictions",
+        "transactions.dlq",
+    )
+    assert config.kafka.backend == "auto" and dict(config.kafka.client) == {}
+    assert config.model.uri == "models:/fraud-detector@champion"
+    assert config.model.tracking_uri is None and config.model.threshold is None
+    assert config.spark.master == "local[*]" and config.spark.trigger == "0 seconds"
+    assert config.spark.max_offsets_per_trigger is None and config.spark.arrow_batch_size == 10_000
+
+
+def test_shipped_local_yaml_loads_and_equals_defaults():
+    assert load_config(ROOT / "conf" / "local.yaml", env={}) == Config()
+
+
+def test_env_overrides_every_kind_of_value(tmp_path):
+    path = _yaml(tmp_path, "kafka:\n  client: {security.protocol: SSL}\nspark:\n  conf: {a: b}\n")
+    config = load_config(
+        path,
+        env={
+            "STREAMER_KAFKA__BOOTSTRAP_SERVERS": "broker:9093",
+            "STREAMER_SPARK__MAX_OFFSETS_PER_TRIGGER": "5000",
+            "STREAMER_MODEL__THRESHOLD": "0.75",
+            "STREAMER_MODEL__SCORE_COLUMN": "1",
+            "STREAMER_SPARK__MASTER": "null",
+            "STREAMER_KAFKA__CLIENT__SASL_PASSWORD": "hunter2",
+            "STREAMER_SPARK__CONF": '{"spark.driver.memory": "4g"}',
+            "OTHER": "ignored",
+        },
+    )
+    assert config.kafka.bootstrap_servers == "broker:9093"
+    assert config.spark.max_offsets_per_trigger == 5000
+    assert config.model.threshold == 0.75 and config.model.score_column == "1"
+    assert config.spark.master is None
+    assert dict(config.kafka.client) == {"security.protocol": "SSL", "sasl.password": "hunter2"}
+    assert dict(config.spark.conf) == {"a": "b", "spark.driver.memory": "4g"}
+
+
+def test_env_wins_over_file(tmp_path):
+    path = _yaml(tmp_path, "kafka:\n  input_topic: from-file\n")
+    config = load_config(path, env={"STREAMER_KAFKA__INPUT_TOPIC": "from-env"})
+    assert config.kafka.input_topic == "from-env"
+
+
+@pytest.mark.parametrize(
+    "text,env,message",
+    [
+        (
+            "kafka:\n  bootstrap_server: x\n",
+            {},
+            "config error: unknown key kafka.bootstrap_server in {path}; did you mean kafka.bootstrap_servers?",
+        ),
+        (
+            "kafkaa:\n  backend: jvm\n",
+            {},
+            "config error: unknown section kafkaa in {path}; did you mean kafka?",
+        ),
+        (
+            "kafka:\n  backend: jvmm\n",
+            {},
+            "config error: kafka.backend = 'jvmm' (from {path}): expected one of auto, jvm, python",
+        ),
+        (
+            "",
+            {"STREAMER_SPARK__ARROW_BATCH_SIZE": "lots"},
+            "config error: spark.arrow_batch_size = 'lots' (from environment variable "
+            "STREAMER_SPARK__ARROW_BATCH_SIZE): expected a whole number",
+        ),
+        (
+            "spark:\n  arrow_batch_size: -5\n",
+            {},
+            "config error: spark.arrow_batch_size = -5 (from {path}): expected a number greater than 0",
+        ),
+        (
+            "spark:\n  trigger: soon\n",
+            {},
+            "config error: spark.trigger = 'soon' (from {path}): expected '<number> <unit>' with unit "
+            "milliseconds, seconds or minutes, e.g. '0 seconds' or '500 milliseconds'",
+        ),
+        (
+            "kafka:\n  output_topic: transactions\n",
+            {},
+            "config error: kafka.output_topic = 'transactions' is the same as kafka.input_topic; "
+            "the service would read its own output. Use another topic",
+        ),
+        (
+            "kafka:\n  client: [a, b]\n",
+            {},
+            "config error: kafka.client = ['a', 'b'] (from {path}): expected a mapping such as "
+            '{"key": "value"}',
+        ),
+        (
+            "model:\n  threshold: high\n",
+            {},
+            "config error: model.threshold = 'high' (from {path}): expected a number",
+        ),
+        (
+            "model:\n  threshold: true\n",
+            {},
+            "config error: model.threshold = True (from {path}): expected a number",
+        ),
+        (
+            "",
+            {"STREAMER_KAFKA__BOOTSTRAP_SERVER": "x"},
+            "config error: environment variable STREAMER_KAFKA__BOOTSTRAP_SERVER matches no config "
+            "key; did you mean STREAMER_KAFKA__BOOTSTRAP_SERVERS?",
+        ),
+        (
+            "kafka:\n  input_topic: ''\n",
+            {},
+            "config error: kafka.input_topic = '' (from {path}): must not be empty",
+        ),
+        (
+            "model:\n  score_column: '1'\n",
+            {},
+            "config error: model.score_column is set but model.threshold is not; set "
+            "model.threshold or remove model.score_column",
+        ),
+    ],
+)
+def test_bad_config_fails_with_one_clear_line(tmp_path, text, env, message):
+    path = _yaml(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=env)
+    assert str(info.value) == message.replace("{path}", path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_config_is_frozen_and_picklable():
+    config = load_config(None, env={"STREAMER_KAFKA__CLIENT__SASL_PASSWORD": "s3cret"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.kafka.input_topic = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.kafka.client["x"] = "y"  # type: ignore[index]
+    assert pickle.loads(pickle.dumps(config)) == config
+
+
+def test_secrets_never_show(tmp_path):
+    path = _yaml(
+        tmp_path,
+        "kafka:\n  client:\n    sasl.password: s3cret\n    sasl.username: alice\n"
+        "    sasl.jaas.config: 'x password=\"s3cret\"'\n    ssl.key.password: s3cret\n",
+    )
+    config = load_config(path, env={})
+    assert "s3cret" not in repr(config)
+    assert "s3cret" not in str(config.redacted())
+    assert config.redacted()["kafka"]["client"]["sasl.username"] == "alice"
+    assert config.kafka.client["sasl.password"] == "s3cret"
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("0 seconds", 0.0), ("500 milliseconds", 0.5), ("2 minutes", 120.0), ("1 second", 1.0)],
+)
+def test_trigger_parsing(text, seconds):
+    assert parse_trigger_seconds(text) == seconds
