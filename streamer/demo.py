@@ -149,7 +149,7 @@ def run_demo(
             },
         )
         service = Service(config)
-        stack.callback(lambda: service.query is not None and service.stop())
+        stack.callback(service.stop)
         service.start()
         print(f"demo: service running, producing {events} events", file=out, flush=True)
         produced: dict[str, Any] = {}
@@ -181,6 +181,13 @@ def run_demo(
                 break
             time.sleep(0.25)
         result = service.stop()
+        totals = result.totals
+        print(
+            f"demo: batches={totals.batches} scored={totals.outputs} "
+            f"dead_letters={totals.dead_letters_total} (the service stopped)",
+            file=out,
+            flush=True,
+        )
         producer.join(timeout=60)
         if result.error:
             print(f"demo: the query failed: {result.error.splitlines()[0]}", file=out)

@@ -74,12 +74,14 @@ class Service:
         self.config = config
         self.start_offsets = start_offsets
         self.spark = spark
+        self._owns_spark = spark is None
         self.query_name = f"streamer-{uuid.uuid4().hex[:8]}"
         self.stats = RunStats(self.query_name)
         self.backend: KafkaBackend | None = None
         self.model: ModelSpec | None = None
         self.query: StreamingQuery | None = None
         self._work_dir: str | None = None
+        self._result: RunResult | None = None
 
     def start(self) -> None:
         cfg = self.config
@@ -159,7 +161,12 @@ class Service:
         return self.stop()
 
     def stop(self, timeout: float = 60.0) -> RunResult:
-        """Stop at a batch boundary, wait for the last progress, clean up, and summarise."""
+        """Stop at a batch boundary, wait for the last progress, clean up, and summarise.
+
+        Idempotent: a second call returns the first call's result.
+        """
+        if self._result is not None:
+            return self._result
         query, error = self.query, None
         if query is not None:
             error = _stop_at_batch_boundary(query, timeout)
@@ -168,6 +175,9 @@ class Service:
                 self.stats.wait_for_batch(int(last["batchId"]), timeout=10.0)
         if self.spark is not None:
             self.spark.streams.removeListener(self.stats)
+            if self._owns_spark:
+                self.spark.stop()
+                self.spark = None
         if self._work_dir:
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None
@@ -177,6 +187,7 @@ class Service:
         if error:
             log.error('query failed name="%s" error="%s"', self.query_name, error.splitlines()[0])
         self.query = None
+        self._result = result
         return result
 
     def __enter__(self) -> Service:
@@ -184,8 +195,7 @@ class Service:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.query is not None or self._work_dir:
-            self.stop()
+        self.stop()
 
 
 def _stop_at_batch_boundary(query: StreamingQuery, timeout: float) -> str | None:

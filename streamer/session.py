@@ -7,6 +7,8 @@ merged as ``{**defaults, **user, **required}`` so a user cannot switch off what 
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
@@ -50,6 +52,11 @@ def build_session(
     ``master=None`` leaves the master to the launcher (``spark-submit`` on a cluster such as
     EMR supplies it); a master given here is only applied when none is set already.
     """
+    if master and master.startswith("local"):
+        # Local Python workers must run this interpreter (the one with streamer and the
+        # model's libraries), not the first python3 on PATH. PySpark takes the worker
+        # interpreter only from PYSPARK_PYTHON, so it is set, unless already chosen.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)

@@ -56,7 +56,7 @@ def test_run_scores_then_stops_cleanly_on_sigterm(
         )
         for i, r in enumerate(rows)
     ]
-    produce(kafka_bootstrap, topics["input_topic"], events + [(b"bad", b"{not json")])
+    produce(kafka_bootstrap, topics["input_topic"], [*events, (b"bad", b"{not json")])
     config = tmp_path / "streamer.yaml"
     config.write_text(
         yaml.safe_dump(

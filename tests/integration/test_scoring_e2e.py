@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from streamer.config import load_config
 
+from streamer.config import load_config
 from streamer.service import Service
 from tests.helpers import consume_all, produce
 from tests.integration.models import feature_frame

@@ -20,7 +20,7 @@ def test_explicit_choices_are_kept():
 
 
 def test_jvm_without_connector_says_what_to_do():
-    with pytest.raises(KafkaIOError, match="spark-sql-kafka-0-10_2.13.*kafka.backend: python"):
+    with pytest.raises(KafkaIOError, match=r"spark-sql-kafka-0-10_2\.13.*kafka\.backend: python"):
         choose_backend("jvm", connector_available=False)
 
 

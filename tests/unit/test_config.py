@@ -153,7 +153,7 @@ def test_bad_config_fails_with_one_clear_line(tmp_path, text, env, message):
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read .*nope.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read .*nope\.yaml"):
         load_config(tmp_path / "nope.yaml", env={})
 
 
