@@ -273,47 +273,46 @@ def _validate(key: str, value: Any, origin: str) -> None:
         )
 
 
-def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Config:
-    """Defaults ← YAML file ← ``STREAMER_<SECTION>__<KEY>`` variables, validated."""
-    raw: dict[str, dict[str, tuple[Any, str, bool]]] = {name: {} for name in _SECTIONS}
-    if path is not None:
-        origin = str(path)
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"config error: cannot read {origin}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config error: {origin} is not valid YAML: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config error: {origin} must hold a mapping of sections")
-        for section, values in loaded.items():
-            if section not in _SECTIONS:
-                raise ConfigError(
-                    f"config error: unknown section {section} in {origin}"
-                    f"{_suggest(str(section), _SECTIONS)}"
-                )
-            if values is None:
-                continue
-            if not isinstance(values, dict):
-                raise _fail(section, values, origin, "expected a mapping of keys")
-            known = _field_types(_SECTIONS[section])
-            for key, value in values.items():
-                if key not in known:
-                    raise ConfigError(
-                        f"config error: unknown key {section}.{key} in {origin}"
-                        f"{_suggest(f'{section}.{key}', (f'{section}.{k}' for k in known))}"
-                    )
-                raw[section][key] = (value, origin, False)
+Layer = dict[str, tuple[Any, str]]
+"""Raw values by dotted key, each with where it came from."""
 
-    file_values = {
-        section: {
-            key: _convert(
-                f"{section}.{key}", value, _field_types(_SECTIONS[section])[key], origin, False
+
+def _read_file(path: str | os.PathLike[str]) -> Layer:
+    origin = str(path)
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"config error: cannot read {origin}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config error: {origin} is not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config error: {origin} must hold a mapping of sections")
+    layer: Layer = {}
+    for section, values in loaded.items():
+        if section not in _SECTIONS:
+            raise ConfigError(
+                f"config error: unknown section {section} in {origin}"
+                f"{_suggest(str(section), _SECTIONS)}"
             )
-            for key, (value, origin, _) in keys.items()
-        }
-        for section, keys in raw.items()
-    }
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise _fail(section, values, origin, "expected a mapping of keys")
+        known = _field_types(_SECTIONS[section])
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            if key not in known:
+                raise ConfigError(
+                    f"config error: unknown key {dotted} in {origin}"
+                    f"{_suggest(dotted, (f'{section}.{k}' for k in known))}"
+                )
+            layer[dotted] = (value, origin)
+    return layer
+
+
+def _read_env(env: Mapping[str, str]) -> tuple[Layer, dict[str, dict[str, str]]]:
+    """``STREAMER_<SECTION>__<KEY>`` values, and single ``kafka.client`` entries."""
+    layer: Layer = {}
     entries: dict[str, dict[str, str]] = {}
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX):
@@ -323,7 +322,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
         known = _field_types(_SECTIONS[section]) if section in _SECTIONS else {}
         key = parts[1].lower() if len(parts) > 1 else ""
         if len(parts) == 2 and key in known:
-            raw[section][key] = (value, f"environment variable {name}", True)
+            layer[f"{section}.{key}"] = (value, f"environment variable {name}")
         elif len(parts) == 3 and (section, key) == ("kafka", "client"):
             entries.setdefault("kafka.client", {})[parts[2].lower().replace("_", ".")] = value
         else:
@@ -336,23 +335,30 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
                 f"config error: environment variable {name} matches no config key"
                 f"{_suggest(name, every)}"
             )
+    return layer, entries
 
+
+def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Config:
+    """Defaults ← YAML file ← ``STREAMER_<SECTION>__<KEY>`` variables, validated.
+
+    Mappings merge across layers (an env mapping adds to the file's); other values replace.
+    """
+    file_layer = _read_file(path) if path is not None else {}
+    env_layer, entries = _read_env(env)
     sections: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
-        hints = _field_types(cls)
         values = {}
-        for key, hint in hints.items():
+        for key, hint in _field_types(cls).items():
             dotted = f"{section}.{key}"
-            if key in raw[section]:
-                value, origin, from_env = raw[section][key]
-                value = _convert(dotted, value, hint, origin, from_env)
-                if from_env and isinstance(value, Mapping) and key in file_values[section]:
-                    value = {**file_values[section][key], **value}
-            else:
-                value = getattr(cls(), key)
-                origin = "defaults"
+            value, origin = getattr(cls(), key), "defaults"
+            for layer, from_env in ((file_layer, False), (env_layer, True)):
+                if dotted in layer:
+                    raw, origin = layer[dotted]
+                    converted = _convert(dotted, raw, hint, origin, from_env)
+                    is_map = isinstance(converted, Mapping) and isinstance(value, Mapping)
+                    value = {**value, **converted} if is_map else converted
             if dotted in entries:
-                value = {**dict(value or {}), **entries[dotted]}
+                value = {**value, **entries[dotted]}
             if isinstance(value, Mapping):
                 value = FrozenMap(value)
             _validate(dotted, value, origin)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -67,7 +67,7 @@ def _ensure_model(work_dir: Path) -> tuple[str, str]:
     return trained.uri, tracking_uri
 
 
-def _produce(bootstrap: str, count: int, bad_fraction: float, prefix: str) -> tuple[set, int]:
+def _produce(bootstrap: str, count: int, bad_fraction: float, prefix: str) -> tuple[set[str], int]:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     ids: set[str] = set()
     malformed = 0
@@ -152,14 +152,8 @@ def run_demo(
         stack.callback(service.stop)
         service.start()
         print(f"demo: service running, producing {events} events", file=out, flush=True)
-        produced: dict[str, Any] = {}
-        producer = threading.Thread(
-            target=lambda: produced.update(
-                zip(("ids", "malformed"), _produce(bootstrap, events, bad_fraction, prefix))
-            ),
-            daemon=True,
-        )
-        producer.start()
+        producer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="producer"))
+        produced = producer.submit(_produce, bootstrap, events, bad_fraction, prefix)
         deadline = time.monotonic() + duration if duration else None
         last_print = 0.0
         while True:
@@ -173,7 +167,7 @@ def run_demo(
                     flush=True,
                 )
                 last_print = time.monotonic()
-            if "ids" in produced and done >= events:
+            if produced.done() and done >= events:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
@@ -188,11 +182,10 @@ def run_demo(
             file=out,
             flush=True,
         )
-        producer.join(timeout=60)
         if result.error:
             print(f"demo: the query failed: {result.error.splitlines()[0]}", file=out)
 
-        ids: set[str] = produced.get("ids", set())
+        ids, malformed = produced.result(timeout=120)
         scored = _read_back(bootstrap, OUTPUT, prefix)
         dead = _read_back(bootstrap, DEAD, prefix)
         seen = Counter([r["key"] for r in scored] + [r["key"] for r in dead])
@@ -212,6 +205,6 @@ def run_demo(
             dead_letters=len(dead),
             lost=len(ids - set(seen)),
             duplicates=sum(c - 1 for c in seen.values() if c > 1),
-            malformed_sent=int(produced.get("malformed", 0)),
+            malformed_sent=malformed,
         )
     raise AssertionError("unreachable")

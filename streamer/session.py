@@ -49,8 +49,9 @@ def build_session(
 ) -> SparkSession:
     """Get or create the SparkSession.
 
-    ``master=None`` leaves the master to the launcher (``spark-submit`` on a cluster such as
-    EMR supplies it); a master given here is only applied when none is set already.
+    ``master=None`` (``spark.master: null``) leaves the master to the launcher: under
+    ``spark-submit`` on a cluster such as EMR, the submitted master is used. A master given
+    here wins over the launcher's, so cluster configs set it to null.
     """
     if master and master.startswith("local"):
         # Local Python workers must run this interpreter (the one with streamer and the

@@ -92,7 +92,11 @@ class _Backend:
             options["startingOffsets"] = default_start
         if max_offsets_per_trigger:
             options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
+        options.update(self._extra_source_options(default_start))
         return options
+
+    def _extra_source_options(self, default_start: str) -> dict[str, str]:
+        return {}
 
     def read_stream(
         self,
@@ -142,12 +146,8 @@ class PythonKafkaBackend(_Backend):
         super().__init__(bootstrap_servers, client)
         self.end_offsets = end_offsets
 
-    def _source_options(self, *args: Any) -> dict[str, str]:
-        options = super()._source_options(*args)
-        options["endOffsets"] = self.end_offsets
-        if options["startingOffsets"].startswith("{"):
-            options["startingOffsetsDefault"] = args[2]
-        return options
+    def _extra_source_options(self, default_start: str) -> dict[str, str]:
+        return {"endOffsets": self.end_offsets, "startingOffsetsDefault": default_start}
 
     def read_stream(self, spark: SparkSession, **kwargs: Any) -> DataFrame:
         spark.dataSource.register(KafkaDataSource)

@@ -36,6 +36,12 @@ def _text_or_base64(raw: bytes | None) -> tuple[str | None, str]:
         return base64.b64encode(raw).decode("ascii"), "base64"
 
 
+def _dumps(record: dict[str, Any]) -> bytes:
+    # default=str: an exotic prediction type (Decimal, a custom object) is written as text
+    # rather than failing the batch.
+    return json.dumps(record, separators=(",", ":"), allow_nan=False, default=str).encode()
+
+
 def source_fields(topic: str, partition: int, offset: int, timestamp_ms: int | None) -> dict:
     return {"topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp_ms}
 
@@ -83,7 +89,7 @@ def output_value(
     record["model"] = {"name": model_name, "version": model_version}
     record["source"] = source
     record["scored_at"] = scored_at_ms
-    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _dumps(record)
 
 
 def dead_letter_value(
@@ -105,4 +111,4 @@ def dead_letter_value(
     _put_key(record, key)
     record["source"] = source
     record["failed_at"] = failed_at_ms
-    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return _dumps(record)

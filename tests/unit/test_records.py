@@ -106,3 +106,9 @@ def test_to_json_value_unwraps_numpy_and_nan():
         "a": None,
         "1": [True],
     }
+
+
+def test_exotic_prediction_types_are_written_as_text():
+    from decimal import Decimal
+
+    assert _output(prediction=Decimal("0.5"))["prediction"] == "0.5"
