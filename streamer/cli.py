@@ -6,16 +6,18 @@ Every flag has an environment fallback, shown in ``--help``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 from streamer import __version__
-from streamer.config import load_config
-from streamer.errors import ConfigError, StreamerError
+from streamer.config import Config, load_config
+from streamer.errors import ConfigError, OffsetsError, StreamerError
 from streamer.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -42,12 +44,34 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Run the "
         "service: read kafka.input_topic, score, write kafka.output_topic and dead letters.",
     )
-    run.add_argument(
-        "--config",
-        default=env.get(CONFIG_ENV),
-        help=f"YAML config file (env {CONFIG_ENV}); STREAMER_<SECTION>__<KEY> variables "
-        "override its keys",
+    config_help = (
+        f"YAML config file (env {CONFIG_ENV}); STREAMER_<SECTION>__<KEY> variables override "
+        "its keys"
     )
+    run.add_argument("--config", default=env.get(CONFIG_ENV), help=config_help)
+    run.add_argument(
+        "--reset-offsets",
+        metavar="earliest|latest|JSON",
+        help="ignore the offset store and start here; written to the store before the query "
+        'starts. JSON: {"topic": {"0": 42}}. Needed to start over an unreadable store',
+    )
+    offsets = commands.add_parser(
+        "offsets",
+        help="inspect or edit the stored offsets (stop the service first)",
+        description="Inspect or edit the offset store named by the config. Edits are new "
+        "generations (file/s3), so the previous position stays readable. A running service "
+        "overwrites the store after its next batch: stop it before editing.",
+    )
+    offsets.add_argument("--config", default=env.get(CONFIG_ENV), help=config_help)
+    actions = offsets.add_subparsers(dest="action", required=True)
+    actions.add_parser("show", help="print the stored position and the lag behind the broker")
+    set_ = actions.add_parser("set", help="store offsets for some partitions")
+    set_.add_argument("offsets_json", metavar="JSON", help='e.g. {"transactions": {"0": 42}}')
+    set_.add_argument(
+        "--replace", action="store_true", help="store exactly JSON (default: merge over stored)"
+    )
+    reset = actions.add_parser("reset", help="store the broker's earliest or latest offsets")
+    reset.add_argument("--to", choices=("earliest", "latest"), required=True)
     demo = commands.add_parser(
         "demo",
         help="embedded broker + local registry + synthetic events + the real service",
@@ -116,15 +140,19 @@ def _install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def cmd_run(config_path: str | None, env: Mapping[str, str]) -> int:
+def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None = None) -> int:
+    from streamer.offsets.startup import parse_reset
     from streamer.service import Service
+
+    if reset is not None:
+        parse_reset(reset)
 
     config = load_config(config_path, env=env)
     configure_logging(config.logging.level, config.logging.format)
     log.info('starting config="%s" settings="%s"', config_path or "defaults", config.redacted())
     stop = threading.Event()
     _install_signal_handlers(stop)
-    service = Service(config)
+    service = Service(config, reset_offsets=reset)
     try:
         service.start()
     except BaseException:
@@ -134,12 +162,96 @@ def cmd_run(config_path: str | None, env: Mapping[str, str]) -> int:
     return 0 if result.outcome == "stopped" else 1
 
 
+def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from streamer.offsets import format_offsets, merge_offsets, open_store, parse_offsets
+    from streamer.offsets.startup import resolve_reset
+
+    config = load_config(args.config, env=env)
+    configure_logging(config.logging.level, "text")
+    kafka, cfg = config.kafka, config.offsets
+    store = open_store(
+        cfg.store,
+        cfg.path,
+        keep=cfg.keep,
+        group_id=cfg.group_id,
+        s3_client=cfg.s3_client,
+        bootstrap_servers=kafka.bootstrap_servers,
+        kafka_client=kafka.client,
+        topics=[kafka.input_topic],
+    )
+    try:
+        try:
+            stored = store.load()
+        except OffsetsError:
+            if args.action == "show" or (args.action == "set" and not args.replace):
+                raise
+            stored = None  # repairing an unreadable store: set --replace / reset write anew
+        before = stored.offsets if stored else {}
+        if args.action == "show":
+            document = {
+                "store": store.description,
+                "generation": stored.generation if stored else None,
+                "batch_id": stored.batch_id if stored else None,
+                "writer": stored.writer if stored else None,
+                "written_at": stored.written_at if stored else None,
+                "offsets": json.loads(format_offsets(before)),
+                "lag": _lag(config, before),
+            }
+            print(json.dumps(document, indent=2), file=out)
+            return 0
+        if args.action == "set":
+            given = parse_offsets(args.offsets_json)
+            if not given or any(o < 0 for ps in given.values() for o in ps.values()):
+                raise ConfigError(f"offsets set: {args.offsets_json!r} holds no offsets >= 0")
+            after = given if args.replace else merge_offsets(before, given)
+        else:
+            earliest, latest = _broker_ends(config)
+            after = resolve_reset(args.to, earliest, latest)
+        store.save(after, writer=f"streamer offsets {args.action}")
+        print(f"before {format_offsets(before)}", file=out)
+        print(f"after  {format_offsets(after)}", file=out)
+        return 0
+    finally:
+        store.close()
+
+
+def _broker_ends(
+    config: Config,
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    from streamer.kafka.admin import OffsetProbe
+    from streamer.kafka.backend import resolve_end_offsets
+
+    kafka = config.kafka
+    strategy = resolve_end_offsets(kafka.end_offsets, kafka.bootstrap_servers, kafka.client)
+    probe = OffsetProbe(kafka.bootstrap_servers, kafka.client, strategy)
+    try:
+        tps = probe.partitions([kafka.input_topic])
+        return probe.earliest(tps), probe.latest(tps)
+    finally:
+        probe.close()
+
+
+def _lag(config: Config, stored: Mapping[str, Mapping[int, int]]) -> Mapping[str, object]:
+    """Per partition of the input topic: latest - stored (earliest when nothing is stored)."""
+    try:
+        earliest, latest = _broker_ends(config)
+    except StreamerError as exc:
+        return {"error": str(exc)}
+    lag: dict[str, dict[str, int]] = {}
+    for (topic, partition), end in sorted(latest.items()):
+        position = stored.get(topic, {}).get(partition, earliest[(topic, partition)])
+        lag.setdefault(topic, {})[str(partition)] = end - position
+    return lag
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     args = _parser(env).parse_args(argv)
     try:
         if args.command == "run":
-            return cmd_run(args.config, config_env(env))
+            return cmd_run(args.config, config_env(env), args.reset_offsets)
+        if args.command == "offsets":
+            return cmd_offsets(args, config_env(env), sys.stdout)
         if args.command == "demo":
             return cmd_demo(args, env)
     except ConfigError as exc:

@@ -138,6 +138,16 @@ class ParseConfig:
 
 
 @dataclass(frozen=True)
+class OffsetsConfig:
+    store: str = "file"
+    path: str = "./state/offsets"
+    group_id: str | None = None
+    keep: int = 5
+    on_out_of_range: str = "fail"
+    s3_client: FrozenMap = field(default_factory=FrozenMap)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "auto"
@@ -149,6 +159,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    offsets: OffsetsConfig = field(default_factory=OffsetsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def redacted(self) -> dict[str, Any]:
@@ -170,10 +181,17 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "kafka.backend": ("auto", "jvm", "python"),
     "kafka.end_offsets": ("auto", "list", "fetch"),
     "kafka.starting_offsets": ("earliest", "latest"),
+    "offsets.store": ("file", "s3", "kafka-group"),
+    "offsets.on_out_of_range": ("fail", "skip"),
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "logging.format": ("auto", "json", "text"),
 }
-_POSITIVE = {"spark.max_offsets_per_trigger", "spark.arrow_batch_size", "parse.max_record_bytes"}
+_POSITIVE = {
+    "spark.max_offsets_per_trigger",
+    "spark.arrow_batch_size",
+    "parse.max_record_bytes",
+    "offsets.keep",
+}
 _NON_EMPTY = {
     "kafka.bootstrap_servers",
     "kafka.input_topic",
@@ -181,6 +199,7 @@ _NON_EMPTY = {
     "kafka.dead_letter_topic",
     "model.uri",
     "spark.app_name",
+    "offsets.path",
 }
 
 
@@ -262,6 +281,8 @@ def _validate(key: str, value: Any, origin: str) -> None:
                 "expected '<number> <unit>' with unit milliseconds, seconds or minutes, "
                 "e.g. '0 seconds' or '500 milliseconds'",
             ) from None
+    if key == "offsets.group_id" and value is not None and not value.strip():
+        raise _fail(key, value, origin, "expected a consumer group id, or null for none")
     if key == "model.uri" and not re.match(
         r"^(models:/|runs:/|[a-z][a-z0-9+.-]*://|/|\.|~|\w)", value
     ):
@@ -383,5 +404,21 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
         raise ConfigError(
             "config error: model.score_column is set but model.threshold is not; set "
             "model.threshold or remove model.score_column"
+        )
+    offsets = config.offsets
+    if offsets.store == "kafka-group" and not offsets.group_id:
+        raise ConfigError(
+            "config error: offsets.store = 'kafka-group' needs offsets.group_id; set it to the "
+            "consumer group that should hold the service's position"
+        )
+    if offsets.store == "s3" and not offsets.path.startswith("s3://"):
+        raise ConfigError(
+            f"config error: offsets.path = {offsets.path!r} with offsets.store = 's3': expected "
+            "s3://bucket/prefix"
+        )
+    if offsets.store == "file" and offsets.path.startswith("s3://"):
+        raise ConfigError(
+            f"config error: offsets.path = {offsets.path!r} with offsets.store = 'file': set "
+            "offsets.store: s3, or give a local directory"
         )
     return config

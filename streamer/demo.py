@@ -127,6 +127,7 @@ def run_demo(
 ) -> DemoSummary:
     work_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        broker_is_embedded = bootstrap is None
         if bootstrap is None:
             broker = stack.enter_context(EmbeddedBroker(log_dir=work_dir))
             bootstrap = broker.bootstrap_servers
@@ -146,6 +147,11 @@ def run_demo(
                 "STREAMER_MODEL__THRESHOLD": env.get("STREAMER_MODEL__THRESHOLD", "0.5"),
                 "STREAMER_MODEL__SCORE_COLUMN": "1",
                 "STREAMER_SPARK__CHECKPOINT_DIR": str(work_dir),
+                # The embedded broker starts empty, so its runs start over; on a real broker
+                # the demo resumes where the last demo run stopped.
+                "STREAMER_OFFSETS__PATH": str(
+                    work_dir / "offsets" / (prefix if broker_is_embedded else "external")
+                ),
             },
         )
         service = Service(config)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Counter
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
@@ -24,6 +24,17 @@ from streamer.scoring.parse import REASONS
 log = logging.getLogger(__name__)
 
 OBSERVATION = "streamer"
+
+OFFSET_STORE_FAILURES = Counter(
+    "streamer_offset_store_failures_total",
+    "Offset persists that failed (retried with the next progress event)",
+    ["store"],
+)
+OFFSETS_SKIPPED = Counter(
+    "streamer_offsets_skipped_events_total",
+    "Events skipped at start-up because the broker had deleted them (on_out_of_range: skip)",
+    ["topic"],
+)
 
 
 def _observed_columns() -> list[Column]:
@@ -69,13 +80,12 @@ class Totals:
 
 
 class RunStats(StreamingQueryListener):
-    """Totals one query's progress events; feeds completed offsets to the callbacks.
+    """Totals one query's progress events.
 
-    Threading and ordering contract: Spark calls ``onQueryProgress`` on its listener-bus
-    thread, asynchronously, after the micro-batch's sink commit, in batch order. The last
-    event can arrive after ``awaitTermination`` returns; :meth:`wait_for_batch` waits for
-    it. Callbacks never raise out of here: an exception is logged and counted, and the
-    next progress event tries again with newer offsets.
+    Spark calls ``onQueryProgress`` on its listener-bus thread, asynchronously, after the
+    micro-batch's sink commit, in batch order. The last event can arrive after
+    ``awaitTermination`` returns; :meth:`wait_for_batch` waits for it. The durable position
+    is :class:`streamer.offsets.OffsetsListener`'s job; the offsets here are for reporting.
     """
 
     def __init__(self, query_name: str) -> None:
@@ -83,8 +93,6 @@ class RunStats(StreamingQueryListener):
         self.query_name = query_name
         self._lock = threading.Condition()
         self._totals = Totals()
-        self.offset_callbacks: list[Callable[[Offsets], None]] = []
-        self.callback_failures = 0
         self.terminated_error: str | None = None
 
     def onQueryStarted(self, event: Any) -> None:
@@ -127,12 +135,6 @@ class RunStats(StreamingQueryListener):
                     if count:
                         t.dead_letters[r] = t.dead_letters.get(r, 0) + count
             self._lock.notify_all()
-        for callback in self.offset_callbacks:
-            try:
-                callback(ended)
-            except Exception:
-                self.callback_failures += 1
-                log.exception('offsets callback failed query="%s"', self.query_name)
 
     def totals(self) -> Totals:
         """A consistent copy of the totals."""

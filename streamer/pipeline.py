@@ -32,6 +32,7 @@ class StreamSettings:
     trigger: str
     max_offsets_per_trigger: int | None
     default_start: str = "earliest"
+    fence_file: str | None = None
 
 
 def scored_stream(source: DataFrame, spec: ModelSpec, scoring: ScoringSettings) -> DataFrame:
@@ -58,6 +59,7 @@ def start_query(
         start_offsets=start_offsets,
         default_start=stream.default_start,
         max_offsets_per_trigger=stream.max_offsets_per_trigger,
+        fence_file=stream.fence_file,
     )
     return backend.write_stream(
         scored_stream(source, spec, scoring),

@@ -3,12 +3,21 @@ told to stop, then stop at a batch boundary and report what was done.
 
 Start-up order is chosen so that every misconfiguration fails before the query starts:
 config (already loaded by the caller) → Spark session → Kafka backend → topics exist →
-model resolved, pinned, validated and shipped → listener → query.
+start offsets (store or reset, checked against the broker) → model resolved, pinned,
+validated and shipped → listeners → query.
+
+Stopping drains at a batch boundary and waits until the last batch's offsets are durable.
+With the ``python`` backend the source is fenced first (it admits no new offsets), so a
+graceful stop never leaves a half-written batch behind: a restart has zero duplicates.
+Spark's ``kafka`` source cannot be fenced; there a stop that lands mid-batch replays at most
+that one batch.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -24,9 +33,11 @@ from pyspark.sql.streaming import StreamingQuery
 from streamer.config import Config
 from streamer.errors import KafkaIOError, StreamerError
 from streamer.kafka import KafkaBackend, select_backend
-from streamer.kafka.admin import client_config
-from streamer.metrics import RunStats, Totals
-from streamer.offsets import Offsets
+from streamer.kafka.admin import OffsetProbe, client_config
+from streamer.kafka.backend import resolve_end_offsets
+from streamer.metrics import OFFSET_STORE_FAILURES, OFFSETS_SKIPPED, RunStats, Totals
+from streamer.offsets import OffsetsListener, OffsetStore, merge_offsets, open_store
+from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
 from streamer.pipeline import StreamSettings, start_query
 from streamer.scoring.model import ModelSpec, resolve_model, ship_model
 from streamer.scoring.udf import ScoringSettings
@@ -68,11 +79,11 @@ class Service:
         self,
         config: Config,
         *,
-        start_offsets: Offsets | None = None,
+        reset_offsets: str | None = None,
         spark: SparkSession | None = None,
     ) -> None:
         self.config = config
-        self.start_offsets = start_offsets
+        self.reset_offsets = reset_offsets
         self.spark = spark
         self._owns_spark = spark is None
         self.query_name = f"streamer-{uuid.uuid4().hex[:8]}"
@@ -80,6 +91,10 @@ class Service:
         self.backend: KafkaBackend | None = None
         self.model: ModelSpec | None = None
         self.query: StreamingQuery | None = None
+        self.store: OffsetStore | None = None
+        self.offsets: OffsetsListener | None = None
+        self.plan: StartPlan | None = None
+        self._fence_file: str | None = None
         self._work_dir: str | None = None
         self._result: RunResult | None = None
 
@@ -105,6 +120,18 @@ class Service:
             cfg.kafka.client,
             [cfg.kafka.input_topic, cfg.kafka.output_topic, cfg.kafka.dead_letter_topic],
         )
+        self.store = open_store(
+            cfg.offsets.store,
+            cfg.offsets.path,
+            keep=cfg.offsets.keep,
+            group_id=cfg.offsets.group_id,
+            s3_client=cfg.offsets.s3_client,
+            bootstrap_servers=cfg.kafka.bootstrap_servers,
+            kafka_client=cfg.kafka.client,
+            topics=[cfg.kafka.input_topic],
+        )
+        self.plan, history = self._plan_start(self.store)
+        log.info('start offsets store="%s" %s', self.store.description, describe(self.plan))
         self._work_dir = tempfile.mkdtemp(prefix="streamer-", dir=cfg.spark.checkpoint_dir)
         self.model = resolve_model(
             cfg.model.uri,
@@ -116,6 +143,16 @@ class Service:
         )
         ship_model(spark, self.model)
         spark.streams.addListener(self.stats)
+        store_name = cfg.offsets.store
+        self.offsets = OffsetsListener(
+            self.query_name,
+            self.store,
+            initial=merge_offsets(history, self.plan.offsets),
+            on_failure=OFFSET_STORE_FAILURES.labels(store=store_name).inc,
+        )
+        spark.streams.addListener(self.offsets)
+        if self.backend.fences:
+            self._fence_file = os.path.join(self._work_dir, "fence")
         checkpoint = tempfile.mkdtemp(prefix="checkpoint-", dir=self._work_dir)
         self.query = start_query(
             spark,
@@ -133,8 +170,9 @@ class Service:
                 trigger=cfg.spark.trigger,
                 max_offsets_per_trigger=cfg.spark.max_offsets_per_trigger,
                 default_start=cfg.kafka.starting_offsets,
+                fence_file=self._fence_file,
             ),
-            start_offsets=self.start_offsets,
+            start_offsets=self.plan.offsets or None,
             checkpoint_dir=checkpoint,
             query_name=self.query_name,
         )
@@ -150,6 +188,41 @@ class Service:
             self.model.version,
             cfg.spark.trigger,
         )
+
+    def _plan_start(self, store: OffsetStore) -> tuple[StartPlan, dict[str, dict[int, int]]]:
+        """Start offsets for the input topic, and the stored history to carry forward."""
+        cfg = self.config
+        topic = cfg.kafka.input_topic
+        probe = OffsetProbe(
+            cfg.kafka.bootstrap_servers,
+            cfg.kafka.client,
+            resolve_end_offsets(
+                cfg.kafka.end_offsets, cfg.kafka.bootstrap_servers, cfg.kafka.client
+            ),
+        )
+        try:
+            tps = probe.partitions([topic])
+            earliest, latest = probe.earliest(tps), probe.latest(tps)
+            if self.reset_offsets is not None:
+                offsets = resolve_reset(self.reset_offsets, earliest, latest)
+                store.save(offsets, writer="reset")
+                log.warning(
+                    'offsets reset by the operator to="%s" store="%s"',
+                    self.reset_offsets,
+                    store.description,
+                )
+                return StartPlan(offsets, f"--reset-offsets {self.reset_offsets}"), {}
+        finally:
+            probe.close()
+        stored = store.load()
+        if stored is None:
+            origin = f"empty store, kafka.starting_offsets={cfg.kafka.starting_offsets}"
+            return StartPlan({}, origin), {}
+        start, skipped = check_stored(stored.offsets, earliest, latest, cfg.offsets.on_out_of_range)
+        for (skipped_topic, _), count in skipped.items():
+            OFFSETS_SKIPPED.labels(topic=skipped_topic).inc(count)
+        origin = f"store generation {stored.generation or 'committed'}"
+        return StartPlan(start, origin, skipped), stored.offsets
 
     def run_until(self, stop: threading.Event, poll_seconds: float = 0.5) -> RunResult:
         """Block until ``stop`` is set (then stop cleanly) or the query dies."""
@@ -169,12 +242,29 @@ class Service:
             return self._result
         query, error = self.query, None
         if query is not None:
-            error = _stop_at_batch_boundary(query, timeout)
+            if self._fence_file:
+                error = _drain_fenced(query, self._fence_file, timeout)
+            else:
+                error = _stop_at_batch_boundary(query, timeout)
             last = query.lastProgress
             if last is not None:
                 self.stats.wait_for_batch(int(last["batchId"]), timeout=10.0)
+                if self.offsets is not None:
+                    self.offsets.wait_persisted(int(last["batchId"]), timeout=10.0)
+        if self.offsets is not None and not self.offsets.flush():
+            log.error(
+                "final offsets not persisted; a restart replays from the last durable "
+                'position store="%s" batch="%d"',
+                self.offsets.store.description,
+                self.offsets.persisted_batch,
+            )
+        if self.store is not None:
+            self.store.close()
+            self.store = None
         if self.spark is not None:
             self.spark.streams.removeListener(self.stats)
+            if self.offsets is not None:
+                self.spark.streams.removeListener(self.offsets)
             if self._owns_spark:
                 self.spark.stop()
                 self.spark = None
@@ -196,6 +286,24 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _drain_fenced(query: StreamingQuery, fence_file: str, timeout: float) -> str | None:
+    """Fence the source, wait for its acknowledgement (nothing in flight), then stop."""
+    with open(fence_file, "w"):
+        pass
+    ack = fence_file + ".ack"
+    deadline = time.monotonic() + timeout
+    while query.isActive and not os.path.exists(ack) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if os.path.exists(ack):
+        with open(ack) as f:
+            log.info("source drained at=%s", json.dumps(f.read()))
+    elif query.isActive:
+        log.warning("source did not acknowledge the fence in %.0fs; stopping mid-batch", timeout)
+    exception = query.exception()
+    query.stop()
+    return str(exception) if exception is not None else None
 
 
 def _stop_at_batch_boundary(query: StreamingQuery, timeout: float) -> str | None:

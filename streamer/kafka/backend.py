@@ -32,6 +32,10 @@ Offsets = dict[str, dict[int, int]]
 
 class KafkaBackend(Protocol):
     name: str
+    fences: bool
+    """Whether the source honours ``fence_file``: once that file exists it admits no new
+    offsets and writes ``<fence_file>.ack`` with where it stopped (a drain with no
+    duplicates)."""
 
     def read_stream(
         self,
@@ -41,6 +45,7 @@ class KafkaBackend(Protocol):
         start_offsets: Offsets | None,
         default_start: str = "earliest",
         max_offsets_per_trigger: int | None = None,
+        fence_file: str | None = None,
     ) -> DataFrame: ...
 
     def write_stream(
@@ -65,6 +70,7 @@ def starting_offsets_json(
 class _Backend:
     name = ""
     format = ""
+    fences = False
 
     def __init__(self, bootstrap_servers: str, client: Mapping[str, Any]) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -81,6 +87,7 @@ class _Backend:
         start_offsets: Offsets | None,
         default_start: str,
         max_offsets_per_trigger: int | None,
+        fence_file: str | None,
     ) -> dict[str, str]:
         options = {**self._kafka_options(), "subscribe": ",".join(topics)}
         if start_offsets:
@@ -92,10 +99,10 @@ class _Backend:
             options["startingOffsets"] = default_start
         if max_offsets_per_trigger:
             options["maxOffsetsPerTrigger"] = str(max_offsets_per_trigger)
-        options.update(self._extra_source_options(default_start))
+        options.update(self._extra_source_options(default_start, fence_file))
         return options
 
-    def _extra_source_options(self, default_start: str) -> dict[str, str]:
+    def _extra_source_options(self, default_start: str, fence_file: str | None) -> dict[str, str]:
         return {}
 
     def read_stream(
@@ -106,9 +113,10 @@ class _Backend:
         start_offsets: Offsets | None,
         default_start: str = "earliest",
         max_offsets_per_trigger: int | None = None,
+        fence_file: str | None = None,
     ) -> DataFrame:
         options = self._source_options(
-            topics, start_offsets, default_start, max_offsets_per_trigger
+            topics, start_offsets, default_start, max_offsets_per_trigger, fence_file
         )
         log.info('kafka source backend="%s" options="%s"', self.name, loggable(options))
         df = spark.readStream.format(self.format).options(**options).load()
@@ -139,6 +147,7 @@ class PythonKafkaBackend(_Backend):
 
     name = "python"
     format = FORMAT
+    fences = True
 
     def __init__(
         self, bootstrap_servers: str, client: Mapping[str, Any], end_offsets: str = "list"
@@ -146,8 +155,11 @@ class PythonKafkaBackend(_Backend):
         super().__init__(bootstrap_servers, client)
         self.end_offsets = end_offsets
 
-    def _extra_source_options(self, default_start: str) -> dict[str, str]:
-        return {"endOffsets": self.end_offsets, "startingOffsetsDefault": default_start}
+    def _extra_source_options(self, default_start: str, fence_file: str | None) -> dict[str, str]:
+        options = {"endOffsets": self.end_offsets, "startingOffsetsDefault": default_start}
+        if fence_file:
+            options["fenceFile"] = fence_file
+        return options
 
     def read_stream(self, spark: SparkSession, **kwargs: Any) -> DataFrame:
         spark.dataSource.register(KafkaDataSource)

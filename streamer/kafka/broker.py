@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -48,8 +49,19 @@ def free_port() -> int:
 class EmbeddedBroker:
     """A tansu broker on a free loopback port; a context manager that stops it on exit."""
 
-    def __init__(self, port: int | None = None, log_dir: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_dir: str | os.PathLike | None = None,
+        storage: str = "memory://tansu/",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``storage`` is tansu's storage engine: ``memory://`` (lost on stop) or
+        ``s3://bucket/`` (durable across restarts). ``env``, when given, is the whole
+        environment of the broker process (``AWS_ENDPOINT``, credentials, ...)."""
         self.port = port or free_port()
+        self.storage = storage
+        self.env = dict(env or {})
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
         self._log_dir = Path(log_dir) if log_dir else None
         self._process: subprocess.Popen[bytes] | None = None
@@ -68,7 +80,10 @@ class EmbeddedBroker:
                 url,
                 "--advertised-listener-url",
                 url,
+                "--storage-engine",
+                self.storage,
             ],
+            env=self.env or None,
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -22,7 +22,8 @@ its output is in Kafka (at-least-once).
 Options: ``kafka.<setting>`` (any librdkafka setting, e.g. ``kafka.bootstrap.servers``,
 ``kafka.security.protocol``), ``subscribe``, ``startingOffsets`` (``earliest``, ``latest``
 or JSON; ``-2``/``-1`` per partition mean earliest/latest), ``startingOffsetsDefault``
-(where partitions missing from the JSON begin), ``maxOffsetsPerTrigger``, ``endOffsets``
+(where partitions missing from the JSON begin), ``maxOffsetsPerTrigger``, ``fenceFile``
+(once this file exists the reader admits no new offsets: a clean drain), ``endOffsets``
 (``list`` or ``fetch``, see :class:`~streamer.kafka.admin.OffsetProbe`),
 ``pollTimeoutMs``, and for the writer ``topic`` (used when a row's topic is null).
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -181,6 +183,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.max_offsets = int(limit) if limit else None
         self.end_strategy = options.get("endOffsets") or "list"
         self.poll_timeout = int(options.get("pollTimeoutMs") or 120_000) / 1000.0
+        self.fence_file = options.get("fenceFile") or None
+        self._fenced = False
         self._probe: OffsetProbe | None = None
         self._target: dict[TP, int] | None = None
         self._new_starts: dict[TP, int] = {}
@@ -243,7 +247,26 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def prepareForTriggerAvailableNow(self) -> None:
         self._target = self.probe.latest(self.probe.partitions(self.topics))
 
+    def _fence(self, start: dict) -> bool:
+        """Once the fence file exists, admit no new offsets and acknowledge where we stopped.
+
+        ``latestOffset`` is only called between micro-batches, so ``start`` is then the end of
+        the last batch, whose sink commit is done: nothing is in flight.
+        """
+        if not self.fence_file or not os.path.exists(self.fence_file):
+            return False
+        if not self._fenced:
+            self._fenced = True
+            log.info('source fenced, admitting no new offsets at="%s"', json.dumps(start))
+            ack = self.fence_file + ".ack"
+            with open(ack + ".tmp", "w") as f:
+                json.dump(start, f)
+            os.replace(ack + ".tmp", ack)
+        return True
+
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        if self._fence(start):
+            return start
         begin = _flatten(start)
         tps = self.probe.partitions(self.topics)
         new = [tp for tp in tps if tp not in begin]

@@ -1,8 +1,13 @@
+import subprocess
+import sys
 import uuid
 
 import pytest
 
+from streamer.kafka.broker import EmbeddedBroker, free_port
+from tests.helpers import assert_eventually
 from tests.integration.models import register_classifier, register_regressor
+from tests.integration.s3 import S3Server
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +32,42 @@ def amount_regressor(tracking_uri, mlflow_root):
     return register_regressor(
         tracking_uri, str(mlflow_root / "artifacts"), f"amount-{uuid.uuid4().hex[:6]}"
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A local S3-compatible server (moto's server mode), reached over real HTTP."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = S3Server(f"http://127.0.0.1:{port}")
+
+    def answers():
+        assert process.poll() is None, "moto server exited"
+        try:
+            server.client().list_buckets()
+        except Exception as exc:
+            raise AssertionError(f"moto not ready: {exc}") from exc
+
+    assert_eventually(answers, timeout=60)
+    yield server
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture
+def durable_broker(s3_server, tmp_path):
+    """A tansu broker whose storage is a bucket on the local S3 server, so the broker process
+    can be stopped and restarted without losing data, and partitions can be added (tansu 0.6
+    lacks CreatePartitions; see :func:`add_partitions`)."""
+    bucket = f"tansu-{uuid.uuid4().hex[:8]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    broker = EmbeddedBroker(log_dir=tmp_path, storage=f"s3://{bucket}/", env=s3_server.tansu_env())
+    broker.bucket = bucket
+    with broker:
+        yield broker

@@ -120,3 +120,17 @@ def register_regressor(tracking_uri: str, artifact_root: str, name: str) -> Regi
         )
     version = str(info.registered_model_version)
     return RegisteredModel(name, version, f"models:/{name}/{version}", tracking_uri)
+
+
+def event_records(n: int, seed: int = 0, prefix: str = "e") -> list[tuple[bytes, bytes]]:
+    """``n`` (key, JSON value) events for the classifier, keyed ``<prefix>-<i>``."""
+    import json
+
+    rows = feature_frame(n, seed=seed).to_dict(orient="records")
+    return [
+        (
+            f"{prefix}-{i}".encode(),
+            json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}).encode(),
+        )
+        for i, r in enumerate(rows)
+    ]

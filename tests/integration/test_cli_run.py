@@ -64,6 +64,7 @@ def test_run_scores_then_stops_cleanly_on_sigterm(
                 "kafka": {"bootstrap_servers": kafka_bootstrap, "backend": "python", **topics},
                 "model": {"uri": fraud_classifier.uri},
                 "spark": {"master": "local[2]", "checkpoint_dir": str(tmp_path)},
+                "offsets": {"path": str(tmp_path / "offsets")},
                 "logging": {"format": "json"},
             }
         )

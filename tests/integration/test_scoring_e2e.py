@@ -55,6 +55,7 @@ def bad_records(template: dict) -> list[tuple[bytes | None, str]]:
 
 
 def write_config(tmp_path, **sections) -> str:
+    sections.setdefault("offsets", {"path": str(tmp_path / "offsets")})
     path = tmp_path / "streamer.yaml"
     path.write_text(yaml.safe_dump(sections))
     return str(path)

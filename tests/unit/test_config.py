@@ -35,6 +35,23 @@ def test_defaults_match_the_contract():
     assert config.spark.max_offsets_per_trigger is None and config.spark.arrow_batch_size == 10_000
 
 
+def test_offsets_section_defaults_and_env_overrides():
+    assert load_config(None, env={}).offsets == dataclasses.replace(
+        Config().offsets, store="file", path="./state/offsets", group_id=None
+    )
+    config = load_config(
+        None,
+        env={
+            "STREAMER_OFFSETS__STORE": "s3",
+            "STREAMER_OFFSETS__PATH": "s3://bucket/streamer/offsets",
+            "STREAMER_OFFSETS__GROUP_ID": "streamer-fraud",
+            "STREAMER_OFFSETS__S3_CLIENT": '{"endpoint_url": "http://127.0.0.1:9000"}',
+        },
+    )
+    assert config.offsets.store == "s3" and config.offsets.group_id == "streamer-fraud"
+    assert dict(config.offsets.s3_client) == {"endpoint_url": "http://127.0.0.1:9000"}
+
+
 def test_shipped_local_yaml_loads_and_equals_defaults():
     assert load_config(ROOT / "conf" / "local.yaml", env={}) == Config()
 
@@ -141,6 +158,35 @@ def test_env_wins_over_file(tmp_path):
             {},
             "config error: model.score_column is set but model.threshold is not; set "
             "model.threshold or remove model.score_column",
+        ),
+        (
+            "offsets:\n  store: kafka\n",
+            {},
+            "config error: offsets.store = 'kafka' (from {path}): expected one of file, s3, "
+            "kafka-group",
+        ),
+        (
+            "offsets:\n  store: kafka-group\n",
+            {},
+            "config error: offsets.store = 'kafka-group' needs offsets.group_id; set it to the "
+            "consumer group that should hold the service's position",
+        ),
+        (
+            "",
+            {"STREAMER_OFFSETS__STORE": "s3"},
+            "config error: offsets.path = './state/offsets' with offsets.store = 's3': expected "
+            "s3://bucket/prefix",
+        ),
+        (
+            "offsets:\n  keep: 0\n",
+            {},
+            "config error: offsets.keep = 0 (from {path}): expected a number greater than 0",
+        ),
+        (
+            "",
+            {"STREAMER_OFFSETS__ON_OUT_OF_RANGE": "latest"},
+            "config error: offsets.on_out_of_range = 'latest' (from environment variable "
+            "STREAMER_OFFSETS__ON_OUT_OF_RANGE): expected one of fail, skip",
         ),
     ],
 )

@@ -1,10 +1,4 @@
-"""Offsets: the ``{"topic": {partition: next_offset}}`` map the source reports and resumes from.
-
-The service's position is what its completed micro-batches consumed, as reported by the
-query listener in ``progress.sources[i].endOffset``; Spark's checkpoint is throwaway. This
-module holds the shape and its JSON form; a durable store plugs in as an offsets callback
-of :class:`streamer.metrics.RunStats` and as the ``start_offsets`` input of the pipeline.
-"""
+"""The offsets shape and its JSON form, as in ``progress.sources[i].endOffset``."""
 
 from __future__ import annotations
 

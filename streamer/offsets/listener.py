@@ -1,0 +1,118 @@
+"""The listener that owns the service's position."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+from streamer.offsets.core import Offsets, format_offsets, merge_offsets, parse_offsets
+from streamer.offsets.stores import OffsetStore
+
+log = logging.getLogger(__name__)
+
+
+class OffsetsListener(StreamingQueryListener):
+    """Persists the end offsets of every completed micro-batch of one query.
+
+    Ordering and threading contract:
+
+    * Spark delivers ``onQueryProgress`` on its listener-bus thread, asynchronously and in
+      batch order, only **after** the batch's sink commit. So a persisted offset is always one
+      whose events are already in the output topic: a crash can replay the batches between
+      the last persist and the crash (at-least-once), but never skip one.
+    * The last progress event can arrive after the query has stopped;
+      :meth:`wait_persisted` waits for it.
+    * Nothing escapes the callback. A failed persist is logged and counted, and the next
+      progress event persists the newer position (which covers the failed one);
+      :meth:`flush` retries the newest unpersisted position at shutdown.
+
+    The persisted document is the full position: the start offsets merged with every batch's
+    ``endOffset``, so partitions idle in this run keep their stored offsets.
+    """
+
+    def __init__(
+        self,
+        query_name: str,
+        store: OffsetStore,
+        initial: Offsets | None = None,
+        on_failure: Any = None,
+    ) -> None:
+        super().__init__()
+        self.query_name = query_name
+        self.store = store
+        self._on_failure = on_failure
+        self._cond = threading.Condition()
+        self._save_lock = threading.Lock()
+        self._position: Offsets = merge_offsets(initial or {})
+        self._position_batch = -1
+        self.persisted_batch = -1
+        self.persisted: Offsets = merge_offsets(initial or {})
+        self.failures = 0
+
+    def onQueryStarted(self, event: Any) -> None:
+        pass
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:
+        try:
+            progress = event.progress
+            if progress.name != self.query_name:
+                return
+            ended: Offsets = {}
+            for source in progress.sources:
+                ended = merge_offsets(ended, parse_offsets(source.endOffset))
+            with self._cond:
+                self._position = merge_offsets(self._position, ended)
+                self._position_batch = int(progress.batchId)
+            self._persist()
+        except Exception:
+            log.exception('offsets listener failed query="%s"', self.query_name)
+
+    def _persist(self) -> bool:
+        with self._save_lock:
+            return self._persist_locked()
+
+    def _persist_locked(self) -> bool:
+        with self._cond:
+            offsets = merge_offsets(self._position)
+            batch = self._position_batch
+            if batch <= self.persisted_batch:
+                return True
+        try:
+            self.store.save(offsets, batch_id=batch, writer=self.query_name)
+        except Exception as exc:
+            self.failures += 1
+            if self._on_failure is not None:
+                self._on_failure()
+            log.error(
+                'offsets persist failed store="%s" batch="%d" failures="%d" error="%s"',
+                self.store.description,
+                batch,
+                self.failures,
+                exc,
+            )
+            return False
+        with self._cond:
+            if batch > self.persisted_batch:
+                self.persisted_batch = batch
+                self.persisted = offsets
+            self._cond.notify_all()
+        log.debug('offsets persisted batch="%d" offsets="%s"', batch, format_offsets(offsets))
+        return True
+
+    def wait_persisted(self, batch_id: int, timeout: float) -> bool:
+        """Wait until ``batch_id``'s progress has arrived and been persisted (or failed)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.persisted_batch >= batch_id, timeout)
+
+    def flush(self, attempts: int = 3) -> bool:
+        """Retry persisting the newest position; True when it is durable."""
+        return any(self._persist() for _ in range(attempts))

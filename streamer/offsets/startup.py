@@ -1,0 +1,119 @@
+"""Where a run starts: stored offsets, checked against the broker, or an operator's reset.
+
+The rules, in order:
+
+1. ``--reset-offsets earliest|latest|<json>`` wins. It is resolved to concrete offsets and
+   written to the store before the query starts, so a crash before the first batch cannot
+   jump anywhere else.
+2. Otherwise the store's newest readable generation. An unreadable store refuses to start
+   (:class:`OffsetsError`); nothing silently jumps to latest.
+3. A stored offset below the broker's earliest (deleted by retention), or above its latest
+   (the topic was recreated), follows ``offsets.on_out_of_range``: ``fail`` (default) stops
+   start-up; ``skip`` starts that partition at its earliest, with a loud warning and the
+   skipped count in a metric.
+4. Partitions with no stored offset (a new partition, a new topic, a fresh store) start at
+   ``kafka.starting_offsets`` (default earliest); the backends fill them in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from streamer.errors import OffsetsError
+from streamer.offsets.core import Offsets, format_offsets, parse_offsets
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """Explicit start offsets (other partitions use the default) and why."""
+
+    offsets: Offsets
+    origin: str
+    skipped: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+def parse_reset(spec: str) -> str | Offsets:
+    """``earliest`` / ``latest`` as given, or the offsets a JSON spec names."""
+    if spec in ("earliest", "latest"):
+        return spec
+    offsets = parse_offsets(spec)
+    if not offsets or any(o < 0 for ps in offsets.values() for o in ps.values()):
+        raise OffsetsError(
+            f"--reset-offsets {spec!r}: expected earliest, latest or JSON such as "
+            '{"transactions": {"0": 42}} with offsets >= 0'
+        )
+    return offsets
+
+
+def resolve_reset(
+    spec: str,
+    earliest: Mapping[TopicPartition, int],
+    latest: Mapping[TopicPartition, int],
+) -> Offsets:
+    """Concrete offsets for every partition the broker has, from a reset spec."""
+    target = parse_reset(spec)
+    if isinstance(target, dict):
+        unknown = [(t, p) for t, ps in target.items() for p in ps if (t, p) not in earliest]
+        if unknown:
+            raise OffsetsError(f"--reset-offsets names partitions the broker lacks: {unknown}")
+        return target
+    ends = earliest if target == "earliest" else latest
+    out: Offsets = {}
+    for (topic, partition), offset in ends.items():
+        out.setdefault(topic, {})[partition] = offset
+    return out
+
+
+def check_stored(
+    stored: Offsets,
+    earliest: Mapping[TopicPartition, int],
+    latest: Mapping[TopicPartition, int],
+    policy: str,
+) -> tuple[Offsets, dict[TopicPartition, int]]:
+    """Stored offsets of the partitions the broker has, with out-of-range offsets handled.
+
+    Below the earliest: the events were deleted by retention. Above the latest: the topic
+    was recreated or truncated, and its offsets started over. ``fail`` refuses both;
+    ``skip`` starts such a partition at its earliest offset. Returns the start offsets and,
+    per partition moved forward, the number of events skipped. Partitions the broker no
+    longer has are dropped from the start offsets.
+    """
+    start: Offsets = {}
+    skipped: dict[TopicPartition, int] = {}
+    gaps: list[str] = []
+    for topic, partitions in stored.items():
+        for partition, offset in partitions.items():
+            tp = (topic, partition)
+            if tp not in earliest:
+                continue
+            low, high = earliest[tp], latest.get(tp)
+            if offset < low:
+                gaps.append(f"{topic}[{partition}] stored {offset} < earliest {low} (retention)")
+                skipped[tp] = low - offset
+                offset = low
+            elif high is not None and offset > high:
+                gaps.append(
+                    f"{topic}[{partition}] stored {offset} > latest {high} (topic recreated?)"
+                )
+                offset = low
+            start.setdefault(topic, {})[partition] = offset
+    if gaps and policy != "skip":
+        raise OffsetsError(
+            f"stored offsets are outside what the broker holds: {'; '.join(gaps)}. To start "
+            "those partitions at their earliest retained event, set offsets.on_out_of_range: "
+            "skip (or STREAMER_OFFSETS__ON_OUT_OF_RANGE=skip), or choose a position with "
+            "--reset-offsets"
+        )
+    for gap in gaps:
+        log.warning('OFFSETS OUT OF RANGE, starting at the earliest gap="%s"', gap)
+    return start, skipped
+
+
+def describe(plan: StartPlan) -> str:
+    return f'origin="{plan.origin}" offsets="{format_offsets(plan.offsets)}"'

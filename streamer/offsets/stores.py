@@ -1,0 +1,399 @@
+"""Durable offset stores: where the service's position lives between runs.
+
+One small protocol, three implementations chosen by ``offsets.store``:
+
+* ``file``: a local directory of numbered generations, each written atomically (temp file,
+  fsync, rename, fsync of the directory). The last ``offsets.keep`` generations are kept, so
+  a torn or corrupt newest file falls back to the one before it, with a warning.
+* ``s3``: the same generations as objects under ``s3://bucket/prefix`` (a PUT is atomic).
+* ``kafka-group``: offsets committed to a consumer group without joining it, so lag tools
+  (``kafka-consumer-groups``, Burrow, exporters) see the service's position.
+
+With ``offsets.group_id`` set next to ``file`` or ``s3``, the group is a secondary sink: it is
+written after the primary, and never read at start-up.
+
+A stored document::
+
+    {"format": 1, "offsets": {"topic": {"0": 42}}, "batch_id": 7,
+     "writer": "streamer-1a2b3c4d", "written_at": 1764000000000}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from streamer.errors import OffsetsError
+from streamer.offsets.core import Offsets, format_offsets, parse_offsets
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_GENERATION = re.compile(r"^offsets-(\d{12})\.json$")
+
+
+@dataclass(frozen=True)
+class StoredOffsets:
+    """One readable generation: the offsets and who wrote them when."""
+
+    offsets: Offsets
+    batch_id: int | None = None
+    writer: str | None = None
+    written_at: int | None = None
+    generation: str | None = None
+
+
+class OffsetStore(Protocol):
+    description: str
+
+    def load(self) -> StoredOffsets | None:
+        """The newest readable offsets; ``None`` when nothing was ever stored.
+
+        Raises :class:`OffsetsError` when something is stored but none of it is readable.
+        """
+        ...
+
+    def save(
+        self, offsets: Offsets, *, batch_id: int | None = None, writer: str | None = None
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def encode(offsets: Offsets, batch_id: int | None, writer: str | None) -> bytes:
+    document = {
+        "format": FORMAT_VERSION,
+        "offsets": json.loads(format_offsets(offsets)),
+        "batch_id": batch_id,
+        "writer": writer,
+        "written_at": int(time.time() * 1000),
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def decode(data: bytes, generation: str | None = None) -> StoredOffsets:
+    """Parse a stored document; any defect raises :class:`OffsetsError`."""
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OffsetsError(f"not JSON ({exc})") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
+        raise OffsetsError(f"not a format-{FORMAT_VERSION} offsets document")
+    offsets = parse_offsets(json.dumps(document.get("offsets")))
+    if any(o < 0 for partitions in offsets.values() for o in partitions.values()):
+        raise OffsetsError("holds a negative offset")
+    return StoredOffsets(
+        offsets=offsets,
+        batch_id=document.get("batch_id"),
+        writer=document.get("writer"),
+        written_at=document.get("written_at"),
+        generation=generation,
+    )
+
+
+class _GenerationStore:
+    """Numbered generations over four primitives: list, read, write (atomic), delete."""
+
+    description = ""
+
+    def __init__(self, keep: int) -> None:
+        if keep < 1:
+            raise OffsetsError(f"offsets.keep = {keep}: keep at least one generation")
+        self.keep = keep
+        self._next: int | None = None
+        self.fallbacks = 0
+
+    def _names(self) -> list[str]:
+        raise NotImplementedError
+
+    def _read(self, name: str) -> bytes:
+        raise NotImplementedError
+
+    def _write(self, name: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _delete(self, name: str) -> None:
+        raise NotImplementedError
+
+    def _generations(self) -> list[tuple[int, str]]:
+        found = ((_GENERATION.match(n), n) for n in self._names())
+        return sorted((int(m[1]), n) for m, n in found if m)
+
+    def load(self) -> StoredOffsets | None:
+        generations = self._generations()
+        if generations:
+            self._next = generations[-1][0] + 1
+        problems = []
+        for _, name in reversed(generations):
+            try:
+                stored = decode(self._read(name), generation=name)
+            except (OffsetsError, OSError) as exc:
+                problems.append(f"{name}: {exc}")
+                self.fallbacks += 1
+                log.warning(
+                    'offsets generation unreadable, falling back store="%s" generation="%s" '
+                    'error="%s"',
+                    self.description,
+                    name,
+                    exc,
+                )
+                continue
+            if problems:
+                log.warning(
+                    'offsets loaded from an older generation store="%s" generation="%s" '
+                    'skipped="%d"',
+                    self.description,
+                    name,
+                    len(problems),
+                )
+            return stored
+        if problems:
+            raise OffsetsError(
+                f"offset store {self.description} holds {len(problems)} generations and none "
+                f"is readable ({'; '.join(problems[:3])}). Inspect it with `streamer offsets "
+                "show`, or start with --reset-offsets earliest|latest|<json>"
+            )
+        return None
+
+    def save(
+        self, offsets: Offsets, *, batch_id: int | None = None, writer: str | None = None
+    ) -> None:
+        if self._next is None:
+            generations = self._generations()
+            self._next = generations[-1][0] + 1 if generations else 0
+        name = f"offsets-{self._next:012d}.json"
+        self._write(name, encode(offsets, batch_id, writer))
+        self._next += 1
+        for _, old in self._generations()[: -self.keep]:
+            try:
+                self._delete(old)
+            except OSError as exc:
+                log.warning('old offsets generation not deleted name="%s" error="%s"', old, exc)
+
+    def close(self) -> None:
+        pass
+
+
+class FileStore(_GenerationStore):
+    """Generations in a local directory, each written with temp file + fsync + rename."""
+
+    def __init__(self, path: str | os.PathLike[str], keep: int = 5) -> None:
+        super().__init__(keep)
+        self.path = Path(path)
+        self.description = f"file:{self.path}"
+
+    def _names(self) -> list[str]:
+        try:
+            return os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+
+    def _read(self, name: str) -> bytes:
+        return (self.path / name).read_bytes()
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".offsets-", suffix=".tmp", dir=self.path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _delete(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+
+
+class S3Store(_GenerationStore):
+    """Generations as objects under ``s3://bucket/prefix`` (boto3; for EMR)."""
+
+    def __init__(self, url: str, keep: int = 5, client: Mapping[str, Any] | None = None) -> None:
+        super().__init__(keep)
+        match = re.match(r"^s3a?://([^/]+)/?(.*)$", url)
+        if not match:
+            raise OffsetsError(f"offsets.path = {url!r}: expected s3://bucket/prefix")
+        self.bucket = match[1]
+        self.prefix = match[2].strip("/")
+        self.description = f"s3://{self.bucket}/{self.prefix}"
+        import boto3
+
+        self._s3 = boto3.client("s3", **dict(client or {}))
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _names(self) -> list[str]:
+        names: list[str] = []
+        start = self._key("offsets-")
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start
+        ):
+            names.extend(obj["Key"].rsplit("/", 1)[-1] for obj in page.get("Contents", []))
+        return names
+
+    def _read(self, name: str) -> bytes:
+        body: bytes = self._s3.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+        return body
+
+    def _write(self, name: str, data: bytes) -> None:
+        self._s3.put_object(
+            Bucket=self.bucket, Key=self._key(name), Body=data, ContentType="application/json"
+        )
+
+    def _delete(self, name: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=self._key(name))
+
+
+class KafkaGroupStore:
+    """Offsets committed to a consumer group, without joining it.
+
+    The consumer never subscribes, so no rebalance happens and the group shows no members;
+    ``kafka-consumer-groups --describe`` still lists its committed offsets and lag. Brokers
+    expire the offsets of a member-less group after ``offsets.retention.minutes`` (7 days by
+    default) without commits, so as the primary store it suits streams that never idle
+    that long; as a secondary it is for visibility only.
+    """
+
+    def __init__(
+        self,
+        group_id: str,
+        bootstrap_servers: str,
+        client: Mapping[str, Any],
+        topics: Sequence[str],
+        timeout: float = 15.0,
+    ) -> None:
+        from confluent_kafka import Consumer
+
+        from streamer.kafka.admin import client_config
+
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.timeout = timeout
+        self.description = f"kafka-group:{group_id}"
+        self._consumer = Consumer(
+            client_config(
+                bootstrap_servers,
+                client,
+                group_id=group_id,
+                enable_auto_commit=False,
+                enable_auto_offset_store=False,
+            )
+        )
+
+    def load(self) -> StoredOffsets | None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            metadata = self._consumer.list_topics(timeout=self.timeout)
+            wanted = [
+                TopicPartition(t, p)
+                for t in self.topics
+                if t in metadata.topics
+                for p in sorted(metadata.topics[t].partitions)
+            ]
+            committed = self._consumer.committed(wanted, timeout=self.timeout) if wanted else []
+        except KafkaException as exc:
+            raise OffsetsError(
+                f"cannot read the committed offsets of group {self.group_id!r}: {exc}"
+            ) from exc
+        offsets: Offsets = {}
+        for tp in committed:
+            if tp.error is None and tp.offset >= 0:
+                offsets.setdefault(tp.topic, {})[tp.partition] = tp.offset
+        return StoredOffsets(offsets=offsets) if offsets else None
+
+    def save(
+        self, offsets: Offsets, *, batch_id: int | None = None, writer: str | None = None
+    ) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        tps = [TopicPartition(t, p, o) for t, ps in offsets.items() for p, o in ps.items()]
+        if not tps:
+            return
+        try:
+            result = self._consumer.commit(offsets=tps, asynchronous=False)
+        except KafkaException as exc:
+            raise OffsetsError(f"commit to group {self.group_id!r} failed: {exc}") from exc
+        failed = [tp for tp in result or [] if tp.error is not None]
+        if failed:
+            raise OffsetsError(f"commit to group {self.group_id!r} failed for {failed}")
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class MirroredStore:
+    """A primary store plus secondaries written after it (never read at start-up)."""
+
+    def __init__(self, primary: OffsetStore, secondaries: Sequence[OffsetStore]) -> None:
+        self.primary = primary
+        self.secondaries = list(secondaries)
+        self.description = " + ".join(s.description for s in [primary, *self.secondaries])
+
+    def load(self) -> StoredOffsets | None:
+        return self.primary.load()
+
+    def save(
+        self, offsets: Offsets, *, batch_id: int | None = None, writer: str | None = None
+    ) -> None:
+        self.primary.save(offsets, batch_id=batch_id, writer=writer)
+        errors = []
+        for store in self.secondaries:
+            try:
+                store.save(offsets, batch_id=batch_id, writer=writer)
+            except Exception as exc:
+                errors.append(f"{store.description}: {exc}")
+        if errors:
+            raise OffsetsError(f"primary saved, secondary failed: {'; '.join(errors)}")
+
+    def close(self) -> None:
+        for store in [self.primary, *self.secondaries]:
+            store.close()
+
+
+def open_store(
+    store: str,
+    path: str,
+    *,
+    keep: int = 5,
+    group_id: str | None = None,
+    s3_client: Mapping[str, Any] | None = None,
+    bootstrap_servers: str = "",
+    kafka_client: Mapping[str, Any] | None = None,
+    topics: Sequence[str] = (),
+) -> OffsetStore:
+    """The store ``offsets.store`` names, mirrored to ``offsets.group_id`` when that is set."""
+
+    def group() -> KafkaGroupStore:
+        assert group_id
+        return KafkaGroupStore(group_id, bootstrap_servers, kafka_client or {}, topics)
+
+    primary: OffsetStore
+    if store == "file":
+        primary = FileStore(path, keep)
+    elif store == "s3":
+        primary = S3Store(path, keep, s3_client)
+    elif store == "kafka-group":
+        if not group_id:
+            raise OffsetsError("offsets.store = 'kafka-group' needs offsets.group_id")
+        return group()
+    else:
+        raise OffsetsError(f"offsets.store = {store!r}: expected file, s3 or kafka-group")
+    return MirroredStore(primary, [group()]) if group_id else primary

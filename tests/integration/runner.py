@@ -1,0 +1,65 @@
+"""Running the service in tests: a config for fresh topics, and reading results back."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterable
+
+import yaml
+
+from streamer.config import Config, load_config
+from streamer.service import RunResult, Service
+from tests.helpers import Record
+
+
+def write_config(path, *, bootstrap: str, topics: dict[str, str], model, **sections) -> str:
+    """A YAML config for ``topics`` (keys in, out, dlq) on ``bootstrap``, scored by ``model``."""
+    document = {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "input_topic": topics["in"],
+            "output_topic": topics["out"],
+            "dead_letter_topic": topics["dlq"],
+            "backend": "python",
+        },
+        "model": {"uri": model.uri, "tracking_uri": model.tracking_uri},
+        "offsets": {"path": str(path.parent / "offsets")},
+    }
+    for section, values in sections.items():
+        document.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def config_for(tmp_path, **kwargs) -> Config:
+    return load_config(write_config(tmp_path / "streamer.yaml", **kwargs), env={})
+
+
+class Running:
+    """A started :class:`Service` running on a thread; ``stop()`` returns its result."""
+
+    def __init__(self, config: Config, spark, **kwargs) -> None:
+        self.service = Service(config, spark=spark, **kwargs)
+        self.service.start()
+        self._stop = threading.Event()
+        self._results: list[RunResult] = []
+        self._thread = threading.Thread(
+            target=lambda: self._results.append(self.service.run_until(self._stop)), daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> RunResult:
+        self._stop.set()
+        self._thread.join(timeout=180)
+        assert self._results, "the service did not stop within 180s"
+        return self._results[0]
+
+
+def source_positions(records: Iterable[Record]) -> Counter[tuple[int, int]]:
+    """How often each source (partition, offset) has an output or dead letter."""
+    return Counter(
+        (body["source"]["partition"], body["source"]["offset"])
+        for body in (json.loads(r.value) for r in records)
+    )
