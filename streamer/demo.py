@@ -53,7 +53,7 @@ class DemoSummary:
         )
 
 
-def _ensure_model(work_dir: Path) -> tuple[str, str]:
+def ensure_model(work_dir: Path) -> tuple[str, str]:
     import mlflow
 
     from streamer.train import train_and_register
@@ -134,7 +134,7 @@ def run_demo(
             print(f"demo: embedded broker at {bootstrap}", file=out, flush=True)
         create_topics(bootstrap, {}, {INPUT: PARTITIONS, OUTPUT: PARTITIONS, DEAD: 1})
         print("demo: preparing the model (trained once, then reused)", file=out, flush=True)
-        model_uri, tracking_uri = _ensure_model(work_dir)
+        model_uri, tracking_uri = ensure_model(work_dir)
 
         prefix = f"demo-{uuid.uuid4().hex[:6]}"
         config = load_config(

@@ -15,7 +15,6 @@ that one batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -298,7 +297,7 @@ def _drain_fenced(query: StreamingQuery, fence_file: str, timeout: float) -> str
         time.sleep(0.05)
     if os.path.exists(ack):
         with open(ack) as f:
-            log.info("source drained at=%s", json.dumps(f.read()))
+            log.info("source fenced and drained offsets=%s", f.read().strip())
     elif query.isActive:
         log.warning("source did not acknowledge the fence in %.0fs; stopping mid-batch", timeout)
     exception = query.exception()

@@ -143,7 +143,10 @@ class OffsetProbe:
         )
 
     def partitions(self, topics: Iterable[str]) -> list[tuple[str, int]]:
-        metadata = self._consumer.list_topics(timeout=self.timeout)
+        try:
+            metadata = self._consumer.list_topics(timeout=self.timeout)
+        except KafkaException as exc:
+            raise KafkaIOError(f"cannot list topics: {exc}") from exc
         out: list[tuple[str, int]] = []
         for topic in topics:
             info = metadata.topics.get(topic)

@@ -25,7 +25,8 @@ or JSON; ``-2``/``-1`` per partition mean earliest/latest), ``startingOffsetsDef
 (where partitions missing from the JSON begin), ``maxOffsetsPerTrigger``, ``fenceFile``
 (once this file exists the reader admits no new offsets: a clean drain), ``endOffsets``
 (``list`` or ``fetch``, see :class:`~streamer.kafka.admin.OffsetProbe`),
-``pollTimeoutMs``, and for the writer ``topic`` (used when a row's topic is null).
+``pollTimeoutMs``, ``outageToleranceMs`` (how long an unreachable broker only pauses the
+stream, default 10 min), and for the writer ``topic`` (used when a row's topic is null).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from pyspark.sql.datasource import (
     DataSource,
     DataSourceStreamArrowWriter,
@@ -184,6 +185,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.end_strategy = options.get("endOffsets") or "list"
         self.poll_timeout = int(options.get("pollTimeoutMs") or 120_000) / 1000.0
         self.fence_file = options.get("fenceFile") or None
+        self.outage_tolerance = int(options.get("outageToleranceMs") or 600_000) / 1000.0
+        self._unreachable_since: float | None = None
         self._fenced = False
         self._probe: OffsetProbe | None = None
         self._target: dict[TP, int] | None = None
@@ -265,8 +268,32 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return True
 
     def latestOffset(self, start: dict, limit: ReadLimit) -> dict:
+        """The next batch's end. While the broker is unreachable, no new offsets (the query
+        waits, alive) for up to ``outageToleranceMs``; after that the error fails the query."""
         if self._fence(start):
             return start
+        try:
+            end = self._latest(start, limit)
+        except (KafkaIOError, KafkaException) as exc:
+            now = time.monotonic()
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+            down = now - self._unreachable_since
+            if down > self.outage_tolerance:
+                raise KafkaIOError(
+                    f"Kafka unreachable for {down:.0f}s (outageToleranceMs "
+                    f"{self.outage_tolerance * 1000:.0f}): {exc}"
+                ) from exc
+            log.warning('kafka unreachable, no new offsets down_s="%.0f" error="%s"', down, exc)
+            return start
+        if self._unreachable_since is not None:
+            log.warning(
+                'kafka reachable again down_s="%.0f"', time.monotonic() - self._unreachable_since
+            )
+            self._unreachable_since = None
+        return end
+
+    def _latest(self, start: dict, limit: ReadLimit) -> dict:
         begin = _flatten(start)
         tps = self.probe.partitions(self.topics)
         new = [tp for tp in tps if tp not in begin]

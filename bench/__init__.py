@@ -1,0 +1,1 @@
+"""Benchmarks: each compares streamer with a baseline in the same run."""

@@ -1,0 +1,344 @@
+"""Chaos: SIGKILL ``streamer run`` at random moments while events flow; count lost and
+duplicated events by source position.
+
+    python -m bench.chaos --kills 20 --events 40000
+
+runs the large form against an embedded broker (or ``--bootstrap-servers``) with the demo's
+fraud model, and rewrites the chaos section of ``bench/RESULTS.md``. The small form runs in
+the default test suite (``tests/integration/test_chaos.py``) through :func:`run_chaos`.
+
+Each cycle starts the service as its own process group, waits either a random moment of
+its start-up or until it has persisted progress plus a random 0-3 s, then SIGKILLs the whole
+group (driver, JVM, Python workers), as a node loss would. A last run drains the topic
+and stops with SIGTERM. Every produced event must then have an output or a dead letter,
+matched by source partition and offset. Duplicates are bounded by the batches in flight at
+each kill: the batch being written, plus one completed batch whose progress event had not
+yet been persisted (progress is delivered asynchronously after the sink commit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from streamer.kafka.admin import create_topics
+from streamer.offsets.stores import FileStore
+
+PARTITIONS = 4
+
+
+@dataclass
+class ChaosReport:
+    events: int
+    kills: int
+    lost: int
+    duplicates: int
+    max_offsets_per_trigger: int
+    kill_moments: list[str] = field(default_factory=list)
+    final_exit_code: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def duplicate_bound(self) -> int:
+        return self.kills * 2 * self.max_offsets_per_trigger
+
+
+def _write_config(
+    work: Path, bootstrap: str, topics: dict[str, str], model: tuple[str, str], max_offsets: int
+) -> Path:
+    path = work / "streamer.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "kafka": {
+                    "bootstrap_servers": bootstrap,
+                    "input_topic": topics["in"],
+                    "output_topic": topics["out"],
+                    "dead_letter_topic": topics["dlq"],
+                    "backend": "python",
+                },
+                "model": {"uri": model[0], "tracking_uri": model[1]},
+                "spark": {
+                    "master": "local[2]",
+                    "trigger": "0 seconds",
+                    "max_offsets_per_trigger": max_offsets,
+                    "checkpoint_dir": str(work),
+                },
+                "offsets": {"path": str(work / "offsets")},
+                "logging": {"format": "json"},
+            }
+        )
+    )
+    return path
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streamer.cli", "run", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _persisted_batch(store: FileStore) -> int:
+    try:
+        stored = store.load()
+    except Exception:
+        return -1
+    return -1 if stored is None or stored.batch_id is None else int(stored.batch_id)
+
+
+def _consumed(store: FileStore, topic: str) -> int:
+    """Events consumed so far, by the persisted position (every partition starts at 0)."""
+    try:
+        stored = store.load()
+    except Exception:
+        return 0
+    return sum(stored.offsets.get(topic, {}).values()) if stored else 0
+
+
+def _produce(
+    bootstrap: str,
+    topic: str,
+    events: Sequence[tuple[bytes, bytes]],
+    rate: float,
+    done: threading.Event,
+) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
+    started = time.monotonic()
+    for i, (key, value) in enumerate(events):
+        due = started + i / rate
+        while time.monotonic() < due:
+            producer.poll(min(0.05, max(0.0, due - time.monotonic())))
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(120) != 0:
+        raise RuntimeError("chaos producer could not deliver every event")
+    done.set()
+
+
+def _positions(bootstrap: str, topics: Sequence[str]) -> Counter[tuple[int, int]]:
+    """Every output and dead letter's source (partition, offset), read to the end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"chaos-check-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    seen: Counter[tuple[int, int]] = Counter()
+    try:
+        tps = []
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            tps += [TopicPartition(topic, p, 0) for p in meta.partitions]
+        consumer.assign(tps)
+        pending = {(tp.topic, tp.partition) for tp in tps}
+        deadline = time.monotonic() + 120
+        while pending and time.monotonic() < deadline:
+            for m in consumer.consume(5000, timeout=0.5):
+                if m.error() is None:
+                    source = json.loads(m.value())["source"]
+                    seen[(source["partition"], source["offset"])] += 1
+                elif m.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard((m.topic(), m.partition()))
+    finally:
+        consumer.close()
+    return seen
+
+
+def run_chaos(
+    *,
+    bootstrap: str,
+    model: tuple[str, str],
+    events: Sequence[tuple[bytes, bytes]],
+    work: Path,
+    kills: int,
+    rate: float = 150.0,
+    max_offsets_per_trigger: int = 200,
+    seed: int = 0,
+    log=print,
+) -> ChaosReport:
+    """Kill the service ``kills`` times while ``events`` are produced; drain; count."""
+    rng = random.Random(seed)
+    started = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
+    name = uuid.uuid4().hex[:8]
+    topics = {"in": f"chaos-in-{name}", "out": f"chaos-out-{name}", "dlq": f"chaos-dlq-{name}"}
+    create_topics(bootstrap, {}, {topics["in"]: PARTITIONS, topics["out"]: 2, topics["dlq"]: 1})
+    config = _write_config(work, bootstrap, topics, model, max_offsets_per_trigger)
+    store = FileStore(work / "offsets")
+    service_log = work / "service.log"
+    produced = threading.Event()
+    producer = threading.Thread(
+        target=_produce, args=(bootstrap, topics["in"], events, rate, produced), daemon=True
+    )
+    producer.start()
+    report = ChaosReport(len(events), kills, 0, 0, max_offsets_per_trigger)
+
+    for k in range(kills):
+        process = _start(config, service_log)
+        launched = time.monotonic()
+        if rng.random() < 0.2:
+            moment = f"start-up +{rng.uniform(2, 12):.1f}s"
+            wait_until = launched + float(moment.split("+")[1][:-1])
+            while time.monotonic() < wait_until and process.poll() is None:
+                time.sleep(0.05)
+        else:
+            before = _persisted_batch(store)
+            while _persisted_batch(store) <= before and process.poll() is None:
+                if produced.is_set() and _consumed(store, topics["in"]) >= len(events):
+                    break  # caught up: nothing left to make progress on
+                if time.monotonic() - launched > 180:
+                    raise RuntimeError(f"no progress within 180s; see {service_log}")
+                time.sleep(0.1)
+            delay = rng.uniform(0, 3)
+            moment = f"after batch {_persisted_batch(store)} +{delay:.1f}s"
+            time.sleep(delay)
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode}; see {service_log}")
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        report.kill_moments.append(moment)
+        log(f"chaos: kill {k + 1}/{kills} at {moment}")
+
+    process = _start(config, service_log)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"final run exited with {process.returncode}")
+            if produced.is_set() and _consumed(store, topics["in"]) >= len(events):
+                break
+            time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        report.final_exit_code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    seen = _positions(bootstrap, [topics["out"], topics["dlq"]])
+    report.lost = len(events) - len(seen)
+    report.duplicates = sum(n - 1 for n in seen.values())
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _results_section(report: ChaosReport, command: str) -> str:
+    import platform
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return "\n".join(
+        [
+            "## Chaos: SIGKILL while events flow (issue 3)",
+            "",
+            f"Command: `{command}`  ",
+            f"Date: {time.strftime('%Y-%m-%d')}, commit {commit}, {os.cpu_count()} cores, "
+            f"{platform.python_version()}, python backend, embedded tansu broker",
+            "",
+            "| events | kills | lost | duplicates | bound (kills × 2 × max_offsets_per_trigger) "
+            "| final exit | wall time |",
+            "|---|---|---|---|---|---|---|",
+            f"| {report.events} | {report.kills} | {report.lost} | {report.duplicates} | "
+            f"{report.duplicate_bound} | {report.final_exit_code} | {report.seconds:.0f} s |",
+            "",
+            "Kill moments: " + "; ".join(report.kill_moments),
+            "",
+        ]
+    )
+
+
+def write_results(section: str, marker: str = "chaos") -> None:
+    """Replace this benchmark's section of bench/RESULTS.md, keeping the others."""
+    path = Path(__file__).with_name("RESULTS.md")
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    block = f"{start}\n{section}{end}\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=70.0,
+        help="events per second; keep events/rate above kills x ~30 s so kills land mid-stream",
+    )
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=500)
+    parser.add_argument("--bad-fraction", type=float, default=0.01)
+    parser.add_argument("--work-dir", default=".streamer-bench/chaos")
+    parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    from contextlib import ExitStack
+
+    from streamer.demo import ensure_model
+    from streamer.kafka.broker import EmbeddedBroker
+    from streamer.synthetic import events as synthetic_events
+
+    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        bootstrap = args.bootstrap_servers
+        if bootstrap is None:
+            bootstrap = stack.enter_context(EmbeddedBroker(log_dir=work)).bootstrap_servers
+        model = ensure_model(work.parent)
+        events = [
+            (e.key, e.value)
+            for e in synthetic_events(
+                args.events, bad_fraction=args.bad_fraction, seed=args.seed, id_prefix="chaos"
+            )
+        ]
+        report = run_chaos(
+            bootstrap=bootstrap,
+            model=model,
+            events=events,
+            work=work,
+            kills=args.kills,
+            rate=args.rate,
+            max_offsets_per_trigger=args.max_offsets_per_trigger,
+            seed=args.seed,
+        )
+    print(
+        f"chaos events={report.events} kills={report.kills} lost={report.lost} "
+        f"duplicates={report.duplicates} bound={report.duplicate_bound} "
+        f"final_exit={report.final_exit_code} seconds={report.seconds:.0f}"
+    )
+    command = "python -m bench.chaos " + " ".join(sys.argv[1:] if argv is None else argv)
+    write_results(_results_section(report, command.strip()))
+    ok = report.lost == 0 and report.duplicates <= report.duplicate_bound
+    return 0 if ok and report.final_exit_code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
