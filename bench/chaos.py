@@ -80,6 +80,7 @@ def _write_config(
                     "checkpoint_dir": str(work),
                 },
                 "offsets": {"path": str(work / "offsets")},
+                "metrics": {"port": 0},
                 "logging": {"format": "json"},
             }
         )
@@ -103,6 +104,13 @@ def _persisted_batch(store: FileStore) -> int:
     except Exception:
         return -1
     return -1 if stored is None or stored.batch_id is None else int(stored.batch_id)
+
+
+def _query_starts(log: Path) -> int:
+    try:
+        return log.read_text(errors="replace").count("query started")
+    except FileNotFoundError:
+        return 0
 
 
 def _consumed(store: FileStore, topic: str) -> int:
@@ -224,8 +232,13 @@ def run_chaos(
         report.kill_moments.append(moment)
         log(f"chaos: kill {k + 1}/{kills} at {moment}")
 
+    starts = _query_starts(service_log)
     process = _start(config, service_log)
     try:
+        while _query_starts(service_log) <= starts:
+            if process.poll() is not None:
+                raise RuntimeError(f"final run exited with {process.returncode}")
+            time.sleep(0.2)
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"final run exited with {process.returncode}")

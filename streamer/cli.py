@@ -76,26 +76,34 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         "demo",
         help="embedded broker + local registry + synthetic events + the real service",
         description="Start an embedded broker, train and register the fraud model, produce "
-        "synthetic events (some malformed), score them with the service, and print a summary "
-        "matched by event id. Needs no network.",
+        "synthetic events (some malformed) at a target rate, score them with the service while "
+        "a live view shows rates, latency, lag and fraud alerts, and print a summary matched by "
+        "event id. Runs for --events, --duration or until Ctrl-C. Needs no network.",
     )
     demo.add_argument(
         "--events",
         type=int,
-        default=int(env.get("STREAMER_DEMO_EVENTS", 20_000)),
-        help="events to produce (env STREAMER_DEMO_EVENTS; default 20000)",
+        default=_int_env(env, "STREAMER_DEMO_EVENTS"),
+        help="stop producing after this many events (env STREAMER_DEMO_EVENTS; default 20000 "
+        "unless --duration is given)",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="produce for this many seconds, then drain and stop",
+    )
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=float(env.get("STREAMER_DEMO_RATE", 1000)),
+        help="events per second; 0 for as fast as possible (env STREAMER_DEMO_RATE; default 1000)",
     )
     demo.add_argument(
         "--bad-fraction",
         type=float,
         default=float(env.get("STREAMER_DEMO_BAD_FRACTION", 0.01)),
         help="fraction of malformed events (env STREAMER_DEMO_BAD_FRACTION; default 0.01)",
-    )
-    demo.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        help="stop after this many seconds even if not everything is scored",
     )
     demo.add_argument(
         "--work-dir",
@@ -107,7 +115,57 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         default=env.get("KAFKA_BOOTSTRAP_SERVERS"),
         help="use this Kafka instead of the embedded broker (env KAFKA_BOOTSTRAP_SERVERS)",
     )
+    demo.add_argument(
+        "--plain", action="store_true", help="progress lines instead of the live view"
+    )
+
+    train = commands.add_parser(
+        "train",
+        help="train the fraud model and register it as fraud-detector@champion",
+        description="Generate synthetic card transactions, train a scikit-learn pipeline "
+        "(categorical handling inside the model), log it to MLflow with a signature and an "
+        "input example, register it and set the alias.",
+    )
+    train.add_argument(
+        "--tracking-uri",
+        default=env.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
+        help="MLflow tracking/registry URI (env MLFLOW_TRACKING_URI; default a local sqlite "
+        "registry, sqlite:///mlflow.db)",
+    )
+    train.add_argument(
+        "--artifact-root",
+        default=env.get("STREAMER_TRAIN_ARTIFACT_ROOT"),
+        help="where new experiments keep artifacts (default: the tracking server's)",
+    )
+    train.add_argument("--name", default="fraud-detector")
+    train.add_argument("--alias", default="champion")
+    train.add_argument("--rows", type=int, default=20_000, help="training rows")
+    train.add_argument("--seed", type=int, default=0)
+
+    produce = commands.add_parser(
+        "produce",
+        help="produce synthetic transactions at a target rate",
+        description="Produce synthetic card transactions (JSON, keyed by event id) to Kafka, "
+        "at --rate events/s or as fast as possible, for --count events or --duration seconds "
+        "(or until Ctrl-C), with --bad-fraction malformed on purpose.",
+    )
+    produce.add_argument(
+        "--bootstrap-servers",
+        default=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="env KAFKA_BOOTSTRAP_SERVERS",
+    )
+    produce.add_argument("--topic", default=env.get("STREAMER_PRODUCE_TOPIC", "transactions"))
+    produce.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = max")
+    produce.add_argument("--count", type=int, default=None)
+    produce.add_argument("--duration", type=float, default=None)
+    produce.add_argument("--bad-fraction", type=float, default=0.0)
+    produce.add_argument("--id-prefix", default="txn")
+    produce.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def _int_env(env: Mapping[str, str], name: str) -> int | None:
+    return int(env[name]) if env.get(name) else None
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -116,19 +174,70 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from streamer.demo import run_demo
 
     configure_logging("WARNING", "text")
-    if not 0 <= args.bad_fraction <= 1 or args.events < 1:
+    events = args.events
+    if events is None and args.duration is None:
+        events = 20_000
+    if not 0 <= args.bad_fraction <= 1 or (events is not None and events < 1):
         raise ConfigError("demo: --events must be >= 1 and --bad-fraction within [0, 1]")
+    stop = threading.Event()
+    _install_signal_handlers(stop)
     summary = run_demo(
-        events=args.events,
+        events=events,
+        rate=args.rate or None,
         bad_fraction=args.bad_fraction,
         work_dir=Path(args.work_dir).resolve(),
         bootstrap=args.bootstrap_servers,
         duration=args.duration,
         env=config_env(env),
         out=sys.stdout,
+        interactive=sys.stdout.isatty() and not args.plain,
+        stop=stop,
     )
     print(summary.line(), flush=True)
     return 0 if summary.lost == 0 else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from streamer.train import train_and_register
+
+    configure_logging("INFO", "auto")
+    trained = train_and_register(
+        args.tracking_uri,
+        name=args.name,
+        alias=args.alias,
+        rows=args.rows,
+        seed=args.seed,
+        artifact_root=args.artifact_root,
+    )
+    print(
+        f"trained name={trained.name} version={trained.version} uri={trained.uri} "
+        f"auc={trained.auc:.3f}",
+        flush=True,
+    )
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streamer.producer import produce_synthetic
+
+    configure_logging("INFO", "auto")
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    if not 0 <= args.bad_fraction <= 1:
+        raise ConfigError("produce: --bad-fraction must be within [0, 1]")
+    done = produce_synthetic(
+        args.bootstrap_servers,
+        args.topic,
+        count=args.count,
+        duration=args.duration,
+        rate=args.rate or None,
+        bad_fraction=args.bad_fraction,
+        id_prefix=args.id_prefix,
+        seed=args.seed,
+        stop=stop,
+    )
+    print(f"produced events={done.count} malformed={done.malformed} seconds={done.seconds:.1f}")
+    return 0
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:
@@ -141,6 +250,11 @@ def _install_signal_handlers(stop: threading.Event) -> None:
 
 
 def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None = None) -> int:
+    # First, so that a SIGTERM during start-up (seconds of Spark and model loading) means
+    # "stop cleanly once started", not death by signal.
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+
     from streamer.offsets.startup import parse_reset
     from streamer.service import Service
 
@@ -150,8 +264,6 @@ def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None =
     config = load_config(config_path, env=env)
     configure_logging(config.logging.level, config.logging.format)
     log.info('starting config="%s" settings="%s"', config_path or "defaults", config.redacted())
-    stop = threading.Event()
-    _install_signal_handlers(stop)
     service = Service(config, reset_offsets=reset)
     try:
         service.start()
@@ -233,15 +345,16 @@ def _broker_ends(
 
 def _lag(config: Config, stored: Mapping[str, Mapping[int, int]]) -> Mapping[str, object]:
     """Per partition of the input topic: latest - stored (earliest when nothing is stored)."""
+    from streamer.offsets.core import lag
+
     try:
         earliest, latest = _broker_ends(config)
     except StreamerError as exc:
         return {"error": str(exc)}
-    lag: dict[str, dict[str, int]] = {}
-    for (topic, partition), end in sorted(latest.items()):
-        position = stored.get(topic, {}).get(partition, earliest[(topic, partition)])
-        lag.setdefault(topic, {})[str(partition)] = end - position
-    return lag
+    out: dict[str, dict[str, int]] = {}
+    for (topic, partition), value in sorted(lag(stored, earliest, latest).items()):
+        out.setdefault(topic, {})[str(partition)] = value
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -254,6 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_offsets(args, config_env(env), sys.stdout)
         if args.command == "demo":
             return cmd_demo(args, env)
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "produce":
+            return cmd_produce(args)
     except ConfigError as exc:
         print(f"streamer: {exc}", file=sys.stderr)
         return 2

@@ -148,6 +148,15 @@ class OffsetsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    host: str = "0.0.0.0"
+    port: int = 9108
+    ready_trigger_multiple: float = 10.0
+    ready_min_seconds: float = 120.0
+    lag_interval_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "auto"
@@ -160,6 +169,7 @@ class Config:
     spark: SparkConfig = field(default_factory=SparkConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
     offsets: OffsetsConfig = field(default_factory=OffsetsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def redacted(self) -> dict[str, Any]:
@@ -191,6 +201,9 @@ _POSITIVE = {
     "spark.arrow_batch_size",
     "parse.max_record_bytes",
     "offsets.keep",
+    "metrics.ready_trigger_multiple",
+    "metrics.ready_min_seconds",
+    "metrics.lag_interval_seconds",
 }
 _NON_EMPTY = {
     "kafka.bootstrap_servers",
@@ -281,6 +294,8 @@ def _validate(key: str, value: Any, origin: str) -> None:
                 "expected '<number> <unit>' with unit milliseconds, seconds or minutes, "
                 "e.g. '0 seconds' or '500 milliseconds'",
             ) from None
+    if key == "metrics.port" and not 0 <= value <= 65535:
+        raise _fail(key, value, origin, "expected a TCP port 1-65535, or 0 to disable")
     if key == "offsets.group_id" and value is not None and not value.strip():
         raise _fail(key, value, origin, "expected a consumer group id, or null for none")
     if key == "model.uri" and not re.match(

@@ -12,24 +12,22 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
+import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
-
-from confluent_kafka import Consumer, Producer, TopicPartition
+from typing import TextIO
 
 from streamer.config import load_config
 from streamer.kafka.admin import create_topics
-from streamer.kafka.broker import EmbeddedBroker
+from streamer.kafka.broker import EmbeddedBroker, free_port
+from streamer.live import LiveView, ResultTail, Status
+from streamer.producer import Produced, produce_synthetic
 from streamer.service import Service
-from streamer.synthetic import events as synthetic_events
 
 log = logging.getLogger(__name__)
 
@@ -67,64 +65,22 @@ def ensure_model(work_dir: Path) -> tuple[str, str]:
     return trained.uri, tracking_uri
 
 
-def _produce(bootstrap: str, count: int, bad_fraction: float, prefix: str) -> tuple[set[str], int]:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
-    ids: set[str] = set()
-    malformed = 0
-    for event in synthetic_events(
-        count, bad_fraction=bad_fraction, seed=int(time.time()), id_prefix=prefix
-    ):
-        while True:
-            try:
-                producer.produce(INPUT, key=event.key, value=event.value)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        ids.add(event.event_id)
-        malformed += event.malformed
-    if producer.flush(60) != 0:
-        raise RuntimeError("demo producer could not deliver every event")
-    return ids, malformed
-
-
-def _read_back(bootstrap: str, topic: str, prefix: str) -> list[dict[str, Any]]:
-    """Every record of ``topic`` whose key belongs to this run, read to the end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"demo-check-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
-        consumer.assign(partitions)
-        out: list[dict[str, Any]] = []
-        idle_since = time.monotonic()
-        while time.monotonic() - idle_since < 3.0:
-            batch = consumer.consume(10_000, timeout=0.5)
-            if batch:
-                idle_since = time.monotonic()
-            for message in batch:
-                if message.error() is None and (message.key() or b"").startswith(prefix.encode()):
-                    out.append(json.loads(message.value() or b"null"))
-        return out
-    finally:
-        consumer.close()
-
-
 def run_demo(
     *,
-    events: int,
+    events: int | None,
+    rate: float | None,
     bad_fraction: float,
     work_dir: Path,
     bootstrap: str | None,
     duration: float | None,
     env: Mapping[str, str],
     out: TextIO,
+    interactive: bool = False,
+    stop: threading.Event | None = None,
 ) -> DemoSummary:
+    """Run the demo until ``events`` are produced and accounted for, ``duration`` passes, or
+    ``stop`` is set (Ctrl-C); then drain, stop everything, and summarise."""
+    stop = stop or threading.Event()
     work_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         broker_is_embedded = bootstrap is None
@@ -147,6 +103,8 @@ def run_demo(
                 "STREAMER_MODEL__THRESHOLD": env.get("STREAMER_MODEL__THRESHOLD", "0.5"),
                 "STREAMER_MODEL__SCORE_COLUMN": "1",
                 "STREAMER_SPARK__CHECKPOINT_DIR": str(work_dir),
+                "STREAMER_METRICS__HOST": "127.0.0.1",
+                "STREAMER_METRICS__PORT": env.get("STREAMER_METRICS__PORT", str(free_port())),
                 # The embedded broker starts empty, so its runs start over; on a real broker
                 # the demo resumes where the last demo run stopped.
                 "STREAMER_OFFSETS__PATH": str(
@@ -156,61 +114,90 @@ def run_demo(
         )
         service = Service(config)
         stack.callback(service.stop)
+        print("demo: starting Spark and the service (the first batch takes ~20 s)", file=out)
         service.start()
-        print(f"demo: service running, producing {events} events", file=out, flush=True)
-        producer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="producer"))
-        produced = producer.submit(_produce, bootstrap, events, bad_fraction, prefix)
-        deadline = time.monotonic() + duration if duration else None
-        last_print = 0.0
-        while True:
-            totals = service.stats.totals()
-            done = totals.outputs + totals.dead_letters_total
-            if time.monotonic() - last_print >= 2.0:
-                print(
-                    f"demo: batches={totals.batches} scored={totals.outputs} "
-                    f"dead_letters={totals.dead_letters_total}",
-                    file=out,
-                    flush=True,
-                )
-                last_print = time.monotonic()
-            if produced.done() and done >= events:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            if service.query is None or not service.query.isActive:
-                break
-            time.sleep(0.25)
-        result = service.stop()
-        totals = result.totals
-        print(
-            f"demo: batches={totals.batches} scored={totals.outputs} "
-            f"dead_letters={totals.dead_letters_total} (the service stopped)",
-            file=out,
-            flush=True,
+        if config.metrics.port:
+            print(
+                f"demo: metrics at http://127.0.0.1:{config.metrics.port}/metrics "
+                "(and /healthz, /readyz)",
+                file=out,
+                flush=True,
+            )
+        tail = ResultTail(bootstrap, OUTPUT, DEAD, prefix).start()
+        stop_producing = threading.Event()
+        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="producer"))
+        progress: dict[str, Produced] = {}
+        produced = pool.submit(
+            produce_synthetic,
+            bootstrap,
+            INPUT,
+            count=events,
+            duration=duration,
+            rate=rate,
+            bad_fraction=bad_fraction,
+            id_prefix=prefix,
+            seed=int(time.time()),
+            stop=stop_producing,
+            on_progress=lambda p: progress.update(latest=p),
         )
+        grace: float | None = None
+        with LiveView(out, interactive) as view:
+            while True:
+                snap = tail.snapshot()
+                view.update(_status(service, progress, produced), snap)
+                if stop.is_set():
+                    stop_producing.set()
+                    break
+                if produced.done():
+                    if produced.exception() is not None:
+                        break
+                    total = produced.result().count
+                    if snap.scored + snap.dead_letters >= total:
+                        break
+                    grace = grace or time.monotonic() + 120
+                    if time.monotonic() > grace:
+                        break
+                if service.query is None or not service.query.isActive:
+                    break
+                time.sleep(0.25)
+        stop_producing.set()
+        result = service.stop()
         if result.error:
             print(f"demo: the query failed: {result.error.splitlines()[0]}", file=out)
-
-        ids, malformed = produced.result(timeout=120)
-        scored = _read_back(bootstrap, OUTPUT, prefix)
-        dead = _read_back(bootstrap, DEAD, prefix)
-        seen = Counter([r["key"] for r in scored] + [r["key"] for r in dead])
-        flagged = [r for r in scored if r.get("label")][-5:]
-        for record in flagged:
+        sent = produced.result(timeout=180)
+        tail.drain()
+        final = tail.snapshot()
+        for record in final.flagged:
             print(
                 f"demo: flagged {record['key']} p(fraud)={record['prediction']['1']:.3f} "
                 f"partition={record['source']['partition']} offset={record['source']['offset']}",
                 file=out,
             )
-        reasons = Counter(r["reason"] for r in dead)
-        if reasons:
-            print(f"demo: dead letters by reason {dict(reasons)}", file=out)
+        if tail.dead_reasons:
+            print(f"demo: dead letters by reason {dict(tail.dead_reasons)}", file=out)
+        print(f"demo: injected malformed={sent.malformed}", file=out)
+        seen = tail.seen
         return DemoSummary(
-            produced=len(ids),
-            scored=len(scored),
-            dead_letters=len(dead),
-            lost=len(ids - set(seen)),
+            produced=sent.count,
+            scored=final.scored,
+            dead_letters=final.dead_letters,
+            lost=len(sent.ids - set(seen)),
             duplicates=sum(c - 1 for c in seen.values() if c > 1),
-            malformed_sent=malformed,
+            malformed_sent=sent.malformed,
         )
     raise AssertionError("unreachable")
+
+
+def _status(service: Service, progress: Mapping[str, Produced], produced: Future) -> Status:
+    if produced.done() and produced.exception() is None:
+        count = produced.result().count
+    else:
+        count = progress["latest"].count if "latest" in progress else 0
+    stats = service.stats
+    return Status(
+        produced=count,
+        input_per_s=stats.last_input_per_s,
+        batch_seconds=stats.last_batch_seconds,
+        lag=sum(stats.lag.values()) if stats.lag else None,
+        batches=stats.totals().batches,
+    )

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streamer.errors import StreamerError
+
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], tuple[bool, str]]
@@ -64,7 +66,13 @@ class Endpoint:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        except OSError as exc:
+            raise StreamerError(
+                f"cannot serve metrics on {self.host}:{self.port} ({exc.strerror}); set "
+                "metrics.port to a free port, or 0 to disable the endpoint"
+            ) from exc
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(

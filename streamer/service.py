@@ -29,12 +29,13 @@ from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from streamer.config import Config
+from streamer.config import Config, parse_trigger_seconds
+from streamer.endpoint import Endpoint
 from streamer.errors import KafkaIOError, StreamerError
 from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import OffsetProbe, client_config
 from streamer.kafka.backend import resolve_end_offsets
-from streamer.metrics import OFFSET_STORE_FAILURES, OFFSETS_SKIPPED, RunStats, Totals
+from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
 from streamer.offsets import OffsetsListener, OffsetStore, merge_offsets, open_store
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
 from streamer.pipeline import StreamSettings, start_query
@@ -86,7 +87,8 @@ class Service:
         self.spark = spark
         self._owns_spark = spark is None
         self.query_name = f"streamer-{uuid.uuid4().hex[:8]}"
-        self.stats = RunStats(self.query_name)
+        self.metrics = ServiceMetrics()
+        self.stats = RunStats(self.query_name, self.metrics)
         self.backend: KafkaBackend | None = None
         self.model: ModelSpec | None = None
         self.query: StreamingQuery | None = None
@@ -94,11 +96,21 @@ class Service:
         self.offsets: OffsetsListener | None = None
         self.plan: StartPlan | None = None
         self._fence_file: str | None = None
+        self._endpoint: Endpoint | None = None
+        self._lag: LagMonitor | None = None
         self._work_dir: str | None = None
         self._result: RunResult | None = None
 
     def start(self) -> None:
         cfg = self.config
+        if cfg.metrics.port:
+            self._endpoint = Endpoint(
+                cfg.metrics.host,
+                cfg.metrics.port,
+                self.metrics.registry,
+                health=self.health,
+                ready=self.readiness,
+            ).start()
         if self.spark is None:
             self.spark = build_session(
                 master=cfg.spark.master,
@@ -141,13 +153,16 @@ class Service:
             work_dir=self._work_dir,
         )
         ship_model(spark, self.model)
+        self.metrics.model_info.labels(
+            name=self.model.name, version=self.model.version, uri=cfg.model.uri
+        ).set(1)
         spark.streams.addListener(self.stats)
         store_name = cfg.offsets.store
         self.offsets = OffsetsListener(
             self.query_name,
             self.store,
             initial=merge_offsets(history, self.plan.offsets),
-            on_failure=OFFSET_STORE_FAILURES.labels(store=store_name).inc,
+            on_failure=self.metrics.offset_store_failures.labels(store=store_name).inc,
         )
         spark.streams.addListener(self.offsets)
         if self.backend.fences:
@@ -175,6 +190,16 @@ class Service:
             checkpoint_dir=checkpoint,
             query_name=self.query_name,
         )
+        self.metrics.query_active.set(1)
+        offsets = self.offsets
+        self._lag = LagMonitor(
+            self._probe,
+            cfg.kafka.input_topic,
+            lambda: offsets.persisted,
+            self.metrics,
+            self.stats,
+            cfg.metrics.lag_interval_seconds,
+        ).start()
         log.info(
             'query started name="%s" backend="%s" input="%s" output="%s" dead_letters="%s" '
             'model="%s" version="%s" trigger="%s"',
@@ -188,17 +213,44 @@ class Service:
             cfg.spark.trigger,
         )
 
+    def _probe(self) -> OffsetProbe:
+        kafka = self.config.kafka
+        strategy = resolve_end_offsets(kafka.end_offsets, kafka.bootstrap_servers, kafka.client)
+        return OffsetProbe(kafka.bootstrap_servers, kafka.client, strategy)
+
+    def health(self) -> tuple[bool, str]:
+        """Liveness: False only once the query has died with an error."""
+        error = self.stats.terminated_error or (self._result.error if self._result else None)
+        if error:
+            return False, f"query failed: {error.splitlines()[0]}"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready: model resolved, query running, a batch completed, and a progress or idle
+        event within ``max(ready_trigger_multiple x trigger, ready_min_seconds)``."""
+        if self.model is None:
+            return False, "model not resolved yet"
+        query = self.query
+        if query is None or not query.isActive:
+            return False, "query not running"
+        last = self.stats.last_event_at
+        if self.stats.totals().batches == 0 or last is None:
+            return False, "waiting for the first micro-batch"
+        cfg = self.config
+        window = max(
+            cfg.metrics.ready_trigger_multiple * parse_trigger_seconds(cfg.spark.trigger),
+            cfg.metrics.ready_min_seconds,
+        )
+        age = time.monotonic() - last
+        if age > window:
+            return False, f"no progress for {age:.0f}s (limit {window:.0f}s)"
+        return True, "ok"
+
     def _plan_start(self, store: OffsetStore) -> tuple[StartPlan, dict[str, dict[int, int]]]:
         """Start offsets for the input topic, and the stored history to carry forward."""
         cfg = self.config
         topic = cfg.kafka.input_topic
-        probe = OffsetProbe(
-            cfg.kafka.bootstrap_servers,
-            cfg.kafka.client,
-            resolve_end_offsets(
-                cfg.kafka.end_offsets, cfg.kafka.bootstrap_servers, cfg.kafka.client
-            ),
-        )
+        probe = self._probe()
         try:
             tps = probe.partitions([topic])
             earliest, latest = probe.earliest(tps), probe.latest(tps)
@@ -219,7 +271,7 @@ class Service:
             return StartPlan({}, origin), {}
         start, skipped = check_stored(stored.offsets, earliest, latest, cfg.offsets.on_out_of_range)
         for (skipped_topic, _), count in skipped.items():
-            OFFSETS_SKIPPED.labels(topic=skipped_topic).inc(count)
+            self.metrics.offsets_skipped.labels(topic=skipped_topic).inc(count)
         origin = f"store generation {stored.generation or 'committed'}"
         return StartPlan(start, origin, skipped), stored.offsets
 
@@ -250,6 +302,10 @@ class Service:
                 self.stats.wait_for_batch(int(last["batchId"]), timeout=10.0)
                 if self.offsets is not None:
                     self.offsets.wait_persisted(int(last["batchId"]), timeout=10.0)
+        if self._lag is not None:
+            self._lag.stop()
+            self._lag = None
+        self.metrics.query_active.set(0)
         if self.offsets is not None and not self.offsets.flush():
             log.error(
                 "final offsets not persisted; a restart replays from the last durable "
@@ -277,6 +333,9 @@ class Service:
             log.error('query failed name="%s" error="%s"', self.query_name, error.splitlines()[0])
         self.query = None
         self._result = result
+        if self._endpoint is not None:
+            self._endpoint.stop()
+            self._endpoint = None
         return result
 
     def __enter__(self) -> Service:

@@ -102,12 +102,13 @@ def _malformed(rng: random.Random, event: dict) -> bytes:
 
 
 def events(
-    n: int, *, bad_fraction: float = 0.0, seed: int = 0, id_prefix: str = "txn"
+    n: int, *, bad_fraction: float = 0.0, seed: int = 0, id_prefix: str = "txn", first_id: int = 0
 ) -> Iterator[Event]:
-    """``n`` events; about ``bad_fraction`` of them malformed on purpose."""
+    """``n`` events with ids ``<id_prefix>-<first_id>...``; about ``bad_fraction`` of them
+    malformed on purpose."""
     frame, _ = transactions(n, seed)
     rng = random.Random(seed)
-    for i, row in enumerate(frame.itertuples(index=False)):
+    for i, row in enumerate(frame.itertuples(index=False), start=first_id):
         event_id = f"{id_prefix}-{i}"
         body = {"event_id": event_id, "card_id": f"card-{rng.randrange(50_000)}"}
         body.update({k: (v.item() if hasattr(v, "item") else v) for k, v in row._asdict().items()})

@@ -41,3 +41,16 @@ def merge_offsets(*maps: Mapping[str, Mapping[int, int]]) -> Offsets:
         for topic, partitions in m.items():
             out.setdefault(topic, {}).update(partitions)
     return out
+
+
+def lag(
+    position: Mapping[str, Mapping[int, int]],
+    earliest: Mapping[tuple[str, int], int],
+    latest: Mapping[tuple[str, int], int],
+) -> dict[tuple[str, int], int]:
+    """Per partition: the broker's latest offset minus the position (its earliest when the
+    position has none), never negative."""
+    return {
+        (t, p): max(0, end - position.get(t, {}).get(p, earliest.get((t, p), 0)))
+        for (t, p), end in latest.items()
+    }

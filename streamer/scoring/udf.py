@@ -4,7 +4,9 @@ One pass per Arrow batch: parse the raw values against the input schema, score t
 rows with the worker's cached model, and turn every row into either an output record or a
 dead letter. The result names each record's destination topic, so one sink writes both.
 Besides ``topic``/``key``/``value`` it carries ``reason`` (null for outputs) and
-``model_loads``/``worker_pid`` for the observed metrics that count model loads per worker.
+``model_loads``/``worker_pid`` for the observed metrics that count model loads per worker,
+and ``latency_ms`` (scoring time minus the record timestamp, for outputs) for the end-to-end
+latency histogram.
 """
 
 import os
@@ -31,6 +33,7 @@ OUTPUT_TYPE = T.StructType(
         T.StructField("reason", T.StringType()),
         T.StructField("model_loads", T.IntegerType()),
         T.StructField("worker_pid", T.IntegerType()),
+        T.StructField("latency_ms", T.DoubleType()),
     ]
 )
 
@@ -97,12 +100,14 @@ def make_scoring_udf(spec: ModelSpec, settings: ScoringSettings) -> Any:
             now_ms = int(time.time() * 1000)
             raw_values = values.tolist()
             raw_keys = keys.tolist()
+            stamps = _epoch_ms(timestamps)
             sources = [
                 records.source_fields(t, int(p), int(o), ts)
                 for t, p, o, ts in zip(
-                    topics.tolist(), partitions.tolist(), offsets.tolist(), _epoch_ms(timestamps)
+                    topics.tolist(), partitions.tolist(), offsets.tolist(), stamps
                 )
             ]
+            latency = np.full(n, np.nan)
             out_topic: list[str] = [settings.dead_letter_topic] * n
             out_value: list[bytes | None] = [None] * n
             reasons: list[str | None] = [None] * n
@@ -128,6 +133,9 @@ def make_scoring_udf(spec: ModelSpec, settings: ScoringSettings) -> Any:
                     }
                 for i in good:
                     pos = int(parsed.positions[i])
+                    stamp = stamps[pos]
+                    if stamp is not None:
+                        latency[pos] = now_ms - stamp
                     out_topic[pos] = settings.output_topic
                     out_value[pos] = records.output_value(
                         key=raw_keys[pos],
@@ -161,6 +169,7 @@ def make_scoring_udf(spec: ModelSpec, settings: ScoringSettings) -> Any:
                     "reason": reasons,
                     "model_loads": model_loads,
                     "worker_pid": np.full(n, pid, dtype=np.int32),
+                    "latency_ms": latency,
                 }
             )
 

@@ -26,6 +26,7 @@ def write_config(path, *, bootstrap: str, topics: dict[str, str], model, **secti
         },
         "model": {"uri": model.uri, "tracking_uri": model.tracking_uri},
         "offsets": {"path": str(path.parent / "offsets")},
+        "metrics": {"port": 0},
     }
     for section, values in sections.items():
         document.setdefault(section, {}).update(values)

@@ -65,6 +65,7 @@ def test_run_scores_then_stops_cleanly_on_sigterm(
                 "model": {"uri": fraud_classifier.uri},
                 "spark": {"master": "local[2]", "checkpoint_dir": str(tmp_path)},
                 "offsets": {"path": str(tmp_path / "offsets")},
+                "metrics": {"port": 0},
                 "logging": {"format": "json"},
             }
         )

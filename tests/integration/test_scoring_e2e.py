@@ -56,6 +56,7 @@ def bad_records(template: dict) -> list[tuple[bytes | None, str]]:
 
 def write_config(tmp_path, **sections) -> str:
     sections.setdefault("offsets", {"path": str(tmp_path / "offsets")})
+    sections.setdefault("metrics", {"port": 0})
     path = tmp_path / "streamer.yaml"
     path.write_text(yaml.safe_dump(sections))
     return str(path)

@@ -52,8 +52,12 @@ def test_offsets_section_defaults_and_env_overrides():
     assert dict(config.offsets.s3_client) == {"endpoint_url": "http://127.0.0.1:9000"}
 
 
-def test_shipped_local_yaml_loads_and_equals_defaults():
-    assert load_config(ROOT / "conf" / "local.yaml", env={}) == Config()
+def test_shipped_local_yaml_loads_and_equals_defaults_but_binds_loopback():
+    local = load_config(ROOT / "conf" / "local.yaml", env={})
+    assert local.metrics.host == "127.0.0.1"
+    assert local == dataclasses.replace(
+        Config(), metrics=dataclasses.replace(Config().metrics, host="127.0.0.1")
+    )
 
 
 def test_env_overrides_every_kind_of_value(tmp_path):

@@ -205,3 +205,10 @@ def test_bad_reset_specs_are_refused(spec):
 def test_reset_to_a_partition_the_broker_lacks_is_refused():
     with pytest.raises(OffsetsError, match="lacks"):
         resolve_reset('{"t": {"5": 7}}', EARLIEST, LATEST)
+
+
+def test_lag_counts_from_the_position_or_the_earliest():
+    from streamer.offsets.core import lag
+
+    assert lag({"t": {0: 450}}, EARLIEST, LATEST) == {("t", 0): 50, ("t", 1): 50}
+    assert lag({"t": {0: 500, 1: 60}}, EARLIEST, LATEST) == {("t", 0): 0, ("t", 1): 0}
