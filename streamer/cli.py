@@ -275,22 +275,13 @@ def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None =
 
 
 def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    from streamer.offsets import format_offsets, merge_offsets, open_store, parse_offsets
+    from streamer.offsets import format_offsets, merge_offsets, parse_offsets
     from streamer.offsets.startup import resolve_reset
+    from streamer.offsets.stores import store_for
 
     config = load_config(args.config, env=env)
     configure_logging(config.logging.level, "text")
-    kafka, cfg = config.kafka, config.offsets
-    store = open_store(
-        cfg.store,
-        cfg.path,
-        keep=cfg.keep,
-        group_id=cfg.group_id,
-        s3_client=cfg.s3_client,
-        bootstrap_servers=kafka.bootstrap_servers,
-        kafka_client=kafka.client,
-        topics=[kafka.input_topic],
-    )
+    store = store_for(config)
     try:
         try:
             stored = store.load()

@@ -27,7 +27,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from streamer.config import Config, parse_trigger_seconds
 from streamer.endpoint import Endpoint
@@ -36,8 +36,9 @@ from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import OffsetProbe, client_config
 from streamer.kafka.backend import resolve_end_offsets
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
-from streamer.offsets import OffsetsListener, OffsetStore, merge_offsets, open_store
+from streamer.offsets import OffsetsListener, OffsetStore, merge_offsets
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
+from streamer.offsets.stores import store_for
 from streamer.pipeline import StreamSettings, start_query
 from streamer.scoring.model import ModelSpec, resolve_model, ship_model
 from streamer.scoring.udf import ScoringSettings
@@ -96,6 +97,7 @@ class Service:
         self.offsets: OffsetsListener | None = None
         self.plan: StartPlan | None = None
         self._fence_file: str | None = None
+        self._listeners: list[StreamingQueryListener] = []
         self._endpoint: Endpoint | None = None
         self._lag: LagMonitor | None = None
         self._work_dir: str | None = None
@@ -131,16 +133,7 @@ class Service:
             cfg.kafka.client,
             [cfg.kafka.input_topic, cfg.kafka.output_topic, cfg.kafka.dead_letter_topic],
         )
-        self.store = open_store(
-            cfg.offsets.store,
-            cfg.offsets.path,
-            keep=cfg.offsets.keep,
-            group_id=cfg.offsets.group_id,
-            s3_client=cfg.offsets.s3_client,
-            bootstrap_servers=cfg.kafka.bootstrap_servers,
-            kafka_client=cfg.kafka.client,
-            topics=[cfg.kafka.input_topic],
-        )
+        self.store = store_for(cfg)
         self.plan, history = self._plan_start(self.store)
         log.info('start offsets store="%s" %s', self.store.description, describe(self.plan))
         self._work_dir = tempfile.mkdtemp(prefix="streamer-", dir=cfg.spark.checkpoint_dir)
@@ -157,6 +150,7 @@ class Service:
             name=self.model.name, version=self.model.version, uri=cfg.model.uri
         ).set(1)
         spark.streams.addListener(self.stats)
+        self._listeners.append(self.stats)
         store_name = cfg.offsets.store
         self.offsets = OffsetsListener(
             self.query_name,
@@ -165,6 +159,7 @@ class Service:
             on_failure=self.metrics.offset_store_failures.labels(store=store_name).inc,
         )
         spark.streams.addListener(self.offsets)
+        self._listeners.append(self.offsets)
         if self.backend.fences:
             self._fence_file = os.path.join(self._work_dir, "fence")
         checkpoint = tempfile.mkdtemp(prefix="checkpoint-", dir=self._work_dir)
@@ -317,9 +312,9 @@ class Service:
             self.store.close()
             self.store = None
         if self.spark is not None:
-            self.spark.streams.removeListener(self.stats)
-            if self.offsets is not None:
-                self.spark.streams.removeListener(self.offsets)
+            for listener in self._listeners:
+                self.spark.streams.removeListener(listener)
+            self._listeners.clear()
             if self._owns_spark:
                 self.spark.stop()
                 self.spark = None

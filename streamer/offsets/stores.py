@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from streamer.config import Config
 from streamer.errors import OffsetsError
 from streamer.offsets.core import Offsets, format_offsets, parse_offsets
 
@@ -397,3 +398,18 @@ def open_store(
     else:
         raise OffsetsError(f"offsets.store = {store!r}: expected file, s3 or kafka-group")
     return MirroredStore(primary, [group()]) if group_id else primary
+
+
+def store_for(config: Config) -> OffsetStore:
+    """The offset store a config names, for its input topic."""
+    kafka, offsets = config.kafka, config.offsets
+    return open_store(
+        offsets.store,
+        offsets.path,
+        keep=offsets.keep,
+        group_id=offsets.group_id,
+        s3_client=offsets.s3_client,
+        bootstrap_servers=kafka.bootstrap_servers,
+        kafka_client=kafka.client,
+        topics=[kafka.input_topic],
+    )
