@@ -78,14 +78,13 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         description="Start an embedded broker, train and register the fraud model, produce "
         "synthetic events (some malformed) at a target rate, score them with the service while "
         "a live view shows rates, latency, lag and fraud alerts, and print a summary matched by "
-        "event id. Runs for --events, --duration or until Ctrl-C. Needs no network.",
+        "event id. Runs until Ctrl-C, --duration or --events. Needs no network.",
     )
     demo.add_argument(
         "--events",
         type=int,
         default=_int_env(env, "STREAMER_DEMO_EVENTS"),
-        help="stop producing after this many events (env STREAMER_DEMO_EVENTS; default 20000 "
-        "unless --duration is given)",
+        help="stop producing after this many events (env STREAMER_DEMO_EVENTS; default: no limit)",
     )
     demo.add_argument(
         "--duration",
@@ -175,12 +174,22 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
     configure_logging("WARNING", "text")
     events = args.events
-    if events is None and args.duration is None:
-        events = 20_000
     if not 0 <= args.bad_fraction <= 1 or (events is not None and events < 1):
         raise ConfigError("demo: --events must be >= 1 and --bad-fraction within [0, 1]")
-    stop = threading.Event()
-    _install_signal_handlers(stop)
+    stop, abort = threading.Event(), threading.Event()
+
+    def interrupted(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            abort.set()
+        else:
+            print("\ndemo: stopping; draining what was produced (Ctrl-C again to skip)")
+            stop.set()
+
+    def install() -> None:
+        signal.signal(signal.SIGINT, interrupted)
+        signal.signal(signal.SIGTERM, interrupted)
+
+    install()
     summary = run_demo(
         events=events,
         rate=args.rate or None,
@@ -192,6 +201,8 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         out=sys.stdout,
         interactive=sys.stdout.isatty() and not args.plain,
         stop=stop,
+        abort=abort,
+        on_service_started=install,  # again: SparkContext takes SIGINT over to cancel jobs
     )
     print(summary.line(), flush=True)
     return 0 if summary.lost == 0 else 1
@@ -270,6 +281,9 @@ def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None =
     except BaseException:
         service.stop()
         raise
+    # SparkContext replaces the SIGINT handler with one that cancels every job; ours stops at
+    # a batch boundary instead.
+    _install_signal_handlers(stop)
     result = service.run_until(stop)
     return 0 if result.outcome == "stopped" else 1
 

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,10 +77,14 @@ def run_demo(
     out: TextIO,
     interactive: bool = False,
     stop: threading.Event | None = None,
+    abort: threading.Event | None = None,
+    on_service_started: Callable[[], None] | None = None,
 ) -> DemoSummary:
-    """Run the demo until ``events`` are produced and accounted for, ``duration`` passes, or
-    ``stop`` is set (Ctrl-C); then drain, stop everything, and summarise."""
+    """Produce until ``events``, ``duration`` or ``stop`` (the first Ctrl-C); wait until
+    everything produced is accounted for (up to two minutes, or until ``abort``, a second
+    Ctrl-C); then stop everything and summarise."""
     stop = stop or threading.Event()
+    abort = abort or threading.Event()
     work_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         broker_is_embedded = bootstrap is None
@@ -116,6 +120,8 @@ def run_demo(
         stack.callback(service.stop)
         print("demo: starting Spark and the service (the first batch takes ~20 s)", file=out)
         service.start()
+        if on_service_started is not None:
+            on_service_started()
         if config.metrics.port:
             print(
                 f"demo: metrics at http://127.0.0.1:{config.metrics.port}/metrics "
@@ -126,6 +132,7 @@ def run_demo(
         tail = ResultTail(bootstrap, OUTPUT, DEAD, prefix).start()
         stop_producing = threading.Event()
         pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="producer"))
+        stack.callback(stop_producing.set)  # before the pool waits for the producer
         progress: dict[str, Produced] = {}
         produced = pool.submit(
             produce_synthetic,
@@ -145,9 +152,10 @@ def run_demo(
             while True:
                 snap = tail.snapshot()
                 view.update(_status(service, progress, produced), snap)
-                if stop.is_set():
-                    stop_producing.set()
+                if abort.is_set():
                     break
+                if stop.is_set():
+                    stop_producing.set()  # then drain what was produced
                 if produced.done():
                     if produced.exception() is not None:
                         break

@@ -40,9 +40,12 @@ def test_bad_config_exits_2_with_one_line(tmp_path):
     )
 
 
-def test_run_scores_then_stops_cleanly_on_sigterm(
-    kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_run_scores_then_stops_cleanly_on_a_signal(
+    kafka_bootstrap, new_topic, fraud_classifier, tmp_path, stop_signal
 ):
+    """SIGINT matters separately: SparkContext installs its own SIGINT handler, which
+    cancels every job; the service must take it back and stop at a batch boundary."""
     topics = {
         "input_topic": new_topic(partitions=2),
         "output_topic": new_topic(),
@@ -80,7 +83,7 @@ def test_run_scores_then_stops_cleanly_on_sigterm(
         outputs = consume_all(kafka_bootstrap, topics["output_topic"], len(events), timeout=240)
         consume_all(kafka_bootstrap, topics["dead_letter_topic"], 1, timeout=60)
     finally:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err[-3000:]
     assert len({r.key for r in outputs}) == len(events)
