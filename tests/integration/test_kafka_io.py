@@ -154,7 +154,11 @@ def test_partition_added_while_running_is_picked_up(
                 future.result()
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError._UNSUPPORTED_FEATURE:
-                pytest.skip("this broker cannot add partitions (tansu 0.6 lacks CreatePartitions)")
+                pytest.skip(
+                    "this broker cannot add partitions (tansu 0.6 lacks CreatePartitions); "
+                    "test_offsets.py::test_partition_added_while_running_is_picked_up covers "
+                    "it on a durable tansu"
+                )
             raise
         assert_eventually(
             lambda: _assert(len(admin.list_topics(topic, timeout=5).topics[topic].partitions) == 2)
