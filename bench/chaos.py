@@ -272,10 +272,16 @@ def _results_section(report: ChaosReport, command: str) -> str:
             f"{platform.python_version()}, python backend, embedded tansu broker",
             "",
             "| events | kills | lost | duplicates | bound (kills × 2 × max_offsets_per_trigger) "
-            "| final exit | wall time |",
-            "|---|---|---|---|---|---|---|",
+            "| duplicates / bound | duplicates / events | final exit | wall time |",
+            "|---|---|---|---|---|---|---|---|---|",
             f"| {report.events} | {report.kills} | {report.lost} | {report.duplicates} | "
-            f"{report.duplicate_bound} | {report.final_exit_code} | {report.seconds:.0f} s |",
+            f"{report.duplicate_bound} | {report.duplicates / report.duplicate_bound:.2f} | "
+            f"{report.duplicates / report.events:.3f} | {report.final_exit_code} | "
+            f"{report.seconds:.0f} s |",
+            "",
+            "Lost = events with no output and no dead letter, matched by source partition and "
+            "offset. The bound is the batches that can be in flight at a kill: the one being "
+            "written, and one completed batch whose progress was not yet persisted.",
             "",
             "Kill moments: " + "; ".join(report.kill_moments),
             "",

@@ -83,7 +83,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     demo.add_argument(
         "--events",
         type=int,
-        default=_int_env(env, "STREAMER_DEMO_EVENTS"),
+        default=env.get("STREAMER_DEMO_EVENTS"),
         help="stop producing after this many events (env STREAMER_DEMO_EVENTS; default: no limit)",
     )
     demo.add_argument(
@@ -95,13 +95,13 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     demo.add_argument(
         "--rate",
         type=float,
-        default=float(env.get("STREAMER_DEMO_RATE", 1000)),
+        default=env.get("STREAMER_DEMO_RATE", "1000"),
         help="events per second; 0 for as fast as possible (env STREAMER_DEMO_RATE; default 1000)",
     )
     demo.add_argument(
         "--bad-fraction",
         type=float,
-        default=float(env.get("STREAMER_DEMO_BAD_FRACTION", 0.01)),
+        default=env.get("STREAMER_DEMO_BAD_FRACTION", "0.01"),
         help="fraction of malformed events (env STREAMER_DEMO_BAD_FRACTION; default 0.01)",
     )
     demo.add_argument(
@@ -161,10 +161,6 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     produce.add_argument("--id-prefix", default="txn")
     produce.add_argument("--seed", type=int, default=0)
     return parser
-
-
-def _int_env(env: Mapping[str, str], name: str) -> int | None:
-    return int(env[name]) if env.get(name) else None
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -379,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamer: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("streamer: interrupted", file=sys.stderr)
+        return 130
     except StreamerError as exc:
         logging.getLogger("streamer").error('fatal error="%s"', exc)
         print(f"streamer: {exc}", file=sys.stderr)

@@ -130,6 +130,7 @@ def run_demo(
                 flush=True,
             )
         tail = ResultTail(bootstrap, OUTPUT, DEAD, prefix).start()
+        stack.callback(tail.close)
         stop_producing = threading.Event()
         pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="producer"))
         stack.callback(stop_producing.set)  # before the pool waits for the producer
@@ -174,6 +175,8 @@ def run_demo(
             print(f"demo: the query failed: {result.error.splitlines()[0]}", file=out)
         sent = produced.result(timeout=180)
         tail.drain()
+        if tail.error:
+            print(f"demo: reading results failed, counts are incomplete: {tail.error}", file=out)
         final = tail.snapshot()
         for record in final.flagged:
             print(

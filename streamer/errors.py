@@ -22,3 +22,7 @@ class KafkaIOError(StreamerError):
 
 class OffsetsError(StreamerError):
     """Start offsets cannot be loaded, parsed or applied."""
+
+
+class MissingTopicError(KafkaIOError):
+    """A topic the service needs does not exist (not a transient broker problem)."""

@@ -10,6 +10,7 @@ seconds otherwise.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -20,6 +21,8 @@ from typing import Any, TextIO
 
 import numpy as np
 from confluent_kafka import Consumer, TopicPartition
+
+log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 10.0
 
@@ -51,6 +54,7 @@ class ResultTail:
         self._recent: deque[tuple[float, bool, float | None]] = deque()
         self._flagged: deque[dict[str, Any]] = deque(maxlen=5)
         self._last_record_at = time.monotonic()
+        self.error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-tail", daemon=True)
 
@@ -59,6 +63,13 @@ class ResultTail:
         return self
 
     def _run(self) -> None:
+        try:
+            self._tail()
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("result tail failed")
+
+    def _tail(self) -> None:
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -80,19 +91,25 @@ class ResultTail:
             consumer.close()
 
     def _add(self, is_output: bool, value: bytes | None) -> None:
-        record = json.loads(value or b"null")
+        try:
+            record = json.loads(value or b"null")
+            key = str(record["key"])
+        except (ValueError, TypeError, KeyError):
+            log.warning("unexpected record in the results topics value=%r", (value or b"")[:200])
+            return
         now = time.monotonic()
         with self._lock:
             self._last_record_at = now
-            self.seen[str(record["key"])] += 1
+            self.seen[key] += 1
             if not is_output:
                 self._dead += 1
                 self.dead_reasons[record["reason"]] += 1
                 return
             self._scored += 1
             flagged = bool(record.get("label"))
-            stamp = record["source"].get("timestamp")
-            latency = record["scored_at"] - stamp if stamp is not None else None
+            stamp = (record.get("source") or {}).get("timestamp")
+            scored_at = record.get("scored_at")
+            latency = scored_at - stamp if stamp is not None and scored_at is not None else None
             self._recent.append((now, flagged, latency))
             if flagged:
                 self._flagged.append(record)
@@ -120,17 +137,20 @@ class ResultTail:
             flagged=flagged,
         )
 
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
     def drain(self, idle_seconds: float = 3.0, timeout: float = 120.0) -> None:
         """Wait until nothing new has arrived for ``idle_seconds``, then stop tailing."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self._thread.is_alive():
             with self._lock:
                 idle = time.monotonic() - self._last_record_at
             if idle >= idle_seconds:
                 break
             time.sleep(0.2)
-        self._stop.set()
-        self._thread.join(timeout=30)
+        self.close()
 
 
 @dataclass(frozen=True)

@@ -250,20 +250,22 @@ class RunStats(StreamingQueryListener):
         self._lock = threading.Condition()
         self._totals = Totals()
         self.terminated_error: str | None = None
+        self.query_id: str | None = None  # from onQueryStarted; idle/terminated carry no name
         self.last_event_at: float | None = None
         self.last_input_per_s = 0.0
         self.last_batch_seconds: float | None = None
         self.lag: dict[tuple[str, int], int] = {}
 
     def onQueryStarted(self, event: Any) -> None:
-        pass
+        if event.name == self.query_name:
+            self.query_id = str(event.id)
 
     def onQueryIdle(self, event: Any) -> None:
-        if getattr(event, "name", self.query_name) == self.query_name:
+        if str(event.id) == self.query_id:
             self.last_event_at = time.monotonic()
 
     def onQueryTerminated(self, event: Any) -> None:
-        if event.exception:
+        if str(event.id) == self.query_id and event.exception:
             with self._lock:
                 self.terminated_error = event.exception
 

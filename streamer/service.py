@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
@@ -151,12 +152,12 @@ class Service:
         ).set(1)
         spark.streams.addListener(self.stats)
         self._listeners.append(self.stats)
-        store_name = cfg.offsets.store
+        failures = self.metrics.offset_store_failures
         self.offsets = OffsetsListener(
             self.query_name,
             self.store,
             initial=merge_offsets(history, self.plan.offsets),
-            on_failure=self.metrics.offset_store_failures.labels(store=store_name).inc,
+            on_failure=lambda kind: failures.labels(store=kind).inc(),
         )
         spark.streams.addListener(self.offsets)
         self._listeners.append(self.offsets)
@@ -251,6 +252,8 @@ class Service:
             earliest, latest = probe.earliest(tps), probe.latest(tps)
             if self.reset_offsets is not None:
                 offsets = resolve_reset(self.reset_offsets, earliest, latest)
+                if self.reset_offsets not in ("earliest", "latest"):
+                    offsets = merge_offsets(_readable(store), offsets)
                 store.save(offsets, writer="reset")
                 log.warning(
                     'offsets reset by the operator to="%s" store="%s"',
@@ -275,8 +278,11 @@ class Service:
         if self.query is None:
             raise StreamerError("Service.run_until() called before start()")
         while not stop.is_set():
-            if self.query.awaitTermination(poll_seconds):  # type: ignore[arg-type]
-                break
+            try:
+                if self.query.awaitTermination(poll_seconds):  # type: ignore[arg-type]
+                    break
+            except StreamingQueryException:
+                break  # the query died; stop() reports its error
         return self.stop()
 
     def stop(self, timeout: float = 60.0) -> RunResult:
@@ -339,6 +345,16 @@ class Service:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _readable(store: OffsetStore) -> dict[str, dict[int, int]]:
+    """The stored offsets, or none when the store is empty or unreadable (being reset)."""
+    try:
+        stored = store.load()
+    except StreamerError as exc:
+        log.warning('ignoring the unreadable offset store for the reset error="%s"', exc)
+        return {}
+    return stored.offsets if stored else {}
 
 
 def _drain_fenced(query: StreamingQuery, fence_file: str, timeout: float) -> str | None:

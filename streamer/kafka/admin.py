@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streamer.errors import KafkaIOError
+from streamer.errors import KafkaIOError, MissingTopicError
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class OffsetProbe:
         for topic in topics:
             info = metadata.topics.get(topic)
             if info is None or info.error is not None:
-                raise KafkaIOError(f"topic {topic!r} does not exist")
+                raise MissingTopicError(f"topic {topic!r} does not exist")
             out.extend((topic, p) for p in sorted(info.partitions))
         return out
 

@@ -66,7 +66,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from streamer.errors import KafkaIOError
+from streamer.errors import KafkaIOError, MissingTopicError
 from streamer.kafka.admin import OffsetProbe, client_config
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             return start
         try:
             end = self._latest(start, limit)
+        except MissingTopicError:
+            raise
         except (KafkaIOError, KafkaException) as exc:
             now = time.monotonic()
             if self._unreachable_since is None:

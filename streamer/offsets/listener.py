@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
 from streamer.offsets.core import Offsets, format_offsets, merge_offsets, parse_offsets
-from streamer.offsets.stores import OffsetStore
+from streamer.offsets.stores import OffsetStore, SecondaryStoreError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class OffsetsListener(StreamingQueryListener):
         query_name: str,
         store: OffsetStore,
         initial: Offsets | None = None,
-        on_failure: Any = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         self.query_name = query_name
@@ -49,6 +51,7 @@ class OffsetsListener(StreamingQueryListener):
         self._position: Offsets = merge_offsets(initial or {})
         self._position_batch = -1
         self.persisted_batch = -1
+        self.attempted_batch = -1
         self.persisted: Offsets = merge_offsets(initial or {})
         self.failures = 0
 
@@ -88,10 +91,14 @@ class OffsetsListener(StreamingQueryListener):
                 return True
         try:
             self.store.save(offsets, batch_id=batch, writer=self.query_name)
+        except SecondaryStoreError as exc:
+            # Durable in the primary; only the lag-tool view is behind.
+            for kind in exc.kinds:
+                self._failed(kind)
+            log.warning('offsets secondary store behind batch="%d" error="%s"', batch, exc)
         except Exception as exc:
             self.failures += 1
-            if self._on_failure is not None:
-                self._on_failure()
+            self._failed(self.store.kind)
             log.error(
                 'offsets persist failed store="%s" batch="%d" failures="%d" error="%s"',
                 self.store.description,
@@ -99,8 +106,12 @@ class OffsetsListener(StreamingQueryListener):
                 self.failures,
                 exc,
             )
+            with self._cond:
+                self.attempted_batch = max(self.attempted_batch, batch)
+                self._cond.notify_all()
             return False
         with self._cond:
+            self.attempted_batch = max(self.attempted_batch, batch)
             if batch > self.persisted_batch:
                 self.persisted_batch = batch
                 self.persisted = offsets
@@ -108,11 +119,21 @@ class OffsetsListener(StreamingQueryListener):
         log.debug('offsets persisted batch="%d" offsets="%s"', batch, format_offsets(offsets))
         return True
 
-    def wait_persisted(self, batch_id: int, timeout: float) -> bool:
-        """Wait until ``batch_id``'s progress has arrived and been persisted (or failed)."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self.persisted_batch >= batch_id, timeout)
+    def _failed(self, kind: str) -> None:
+        if self._on_failure is not None:
+            self._on_failure(kind)
 
-    def flush(self, attempts: int = 3) -> bool:
+    def wait_persisted(self, batch_id: int, timeout: float) -> bool:
+        """Wait until ``batch_id``'s progress has arrived and its persist was attempted;
+        True when it is durable."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.attempted_batch >= batch_id, timeout)
+            return self.persisted_batch >= batch_id
+
+    def flush(self, attempts: int = 3, backoff: float = 0.5) -> bool:
         """Retry persisting the newest position; True when it is durable."""
-        return any(self._persist() for _ in range(attempts))
+        for attempt in range(attempts):
+            if self._persist():
+                return True
+            time.sleep(backoff * (attempt + 1))
+        return False

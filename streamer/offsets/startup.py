@@ -2,7 +2,8 @@
 
 The rules, in order:
 
-1. ``--reset-offsets earliest|latest|<json>`` wins. It is resolved to concrete offsets and
+1. ``--reset-offsets earliest|latest|<json>`` wins. It is resolved to concrete offsets (a
+   JSON spec is merged over the stored position, so unnamed partitions keep theirs) and
    written to the store before the query starts, so a crash before the first batch cannot
    jump anywhere else.
 2. Otherwise the store's newest readable generation. An unreadable store refuses to start
@@ -56,7 +57,8 @@ def resolve_reset(
     earliest: Mapping[TopicPartition, int],
     latest: Mapping[TopicPartition, int],
 ) -> Offsets:
-    """Concrete offsets for every partition the broker has, from a reset spec."""
+    """Concrete offsets from a reset spec: every partition's earliest or latest, or the
+    partitions a JSON spec names (the caller merges those over the stored position)."""
     target = parse_reset(spec)
     if isinstance(target, dict):
         unknown = [(t, p) for t, ps in target.items() for p in ps if (t, p) not in earliest]

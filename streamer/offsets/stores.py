@@ -53,6 +53,7 @@ class StoredOffsets:
 
 
 class OffsetStore(Protocol):
+    kind: str
     description: str
 
     def load(self) -> StoredOffsets | None:
@@ -125,7 +126,11 @@ class _GenerationStore:
         raise NotImplementedError
 
     def _generations(self) -> list[tuple[int, str]]:
-        found = ((_GENERATION.match(n), n) for n in self._names())
+        try:
+            names = self._names()
+        except Exception as exc:
+            raise OffsetsError(f"cannot list offset store {self.description}: {exc}") from exc
+        found = ((_GENERATION.match(n), n) for n in names)
         return sorted((int(m[1]), n) for m, n in found if m)
 
     def load(self) -> StoredOffsets | None:
@@ -136,7 +141,7 @@ class _GenerationStore:
         for _, name in reversed(generations):
             try:
                 stored = decode(self._read(name), generation=name)
-            except (OffsetsError, OSError) as exc:
+            except Exception as exc:  # unreadable, torn, or gone (pruned meanwhile)
                 problems.append(f"{name}: {exc}")
                 self.fallbacks += 1
                 log.warning(
@@ -171,13 +176,18 @@ class _GenerationStore:
             generations = self._generations()
             self._next = generations[-1][0] + 1 if generations else 0
         name = f"offsets-{self._next:012d}.json"
-        self._write(name, encode(offsets, batch_id, writer))
+        try:
+            self._write(name, encode(offsets, batch_id, writer))
+        except Exception as exc:
+            raise OffsetsError(f"cannot write {name} to {self.description}: {exc}") from exc
         self._next += 1
-        for _, old in self._generations()[: -self.keep]:
-            try:
+        try:
+            for _, old in self._generations()[: -self.keep]:
                 self._delete(old)
-            except OSError as exc:
-                log.warning('old offsets generation not deleted name="%s" error="%s"', old, exc)
+        except Exception as exc:  # the new generation is durable; pruning is housekeeping
+            log.warning(
+                'old offsets generations not pruned store="%s" error="%s"', self.description, exc
+            )
 
     def close(self) -> None:
         pass
@@ -185,6 +195,8 @@ class _GenerationStore:
 
 class FileStore(_GenerationStore):
     """Generations in a local directory, each written with temp file + fsync + rename."""
+
+    kind = "file"
 
     def __init__(self, path: str | os.PathLike[str], keep: int = 5) -> None:
         super().__init__(keep)
@@ -224,6 +236,8 @@ class FileStore(_GenerationStore):
 
 class S3Store(_GenerationStore):
     """Generations as objects under ``s3://bucket/prefix`` (boto3; for EMR)."""
+
+    kind = "s3"
 
     def __init__(self, url: str, keep: int = 5, client: Mapping[str, Any] | None = None) -> None:
         super().__init__(keep)
@@ -272,6 +286,8 @@ class KafkaGroupStore:
     that long; as a secondary it is for visibility only.
     """
 
+    kind = "kafka-group"
+
     def __init__(
         self,
         group_id: str,
@@ -288,15 +304,16 @@ class KafkaGroupStore:
         self.topics = list(topics)
         self.timeout = timeout
         self.description = f"kafka-group:{group_id}"
-        self._consumer = Consumer(
-            client_config(
-                bootstrap_servers,
-                client,
-                group_id=group_id,
-                enable_auto_commit=False,
-                enable_auto_offset_store=False,
-            )
+        self._commits: list[tuple[Any, Any]] = []
+        conf = client_config(
+            bootstrap_servers,
+            client,
+            group_id=group_id,
+            enable_auto_commit=False,
+            enable_auto_offset_store=False,
         )
+        conf["on_commit"] = lambda error, partitions: self._commits.append((error, partitions))
+        self._consumer = Consumer(conf)
 
     def load(self) -> StoredOffsets | None:
         from confluent_kafka import KafkaException, TopicPartition
@@ -328,16 +345,35 @@ class KafkaGroupStore:
         tps = [TopicPartition(t, p, o) for t, ps in offsets.items() for p, o in ps.items()]
         if not tps:
             return
+        # Asynchronous, with a bounded wait: a synchronous commit blocks for as long as the
+        # group coordinator is unreachable, and with it the listener thread and shutdown.
+        self._commits.clear()
         try:
-            result = self._consumer.commit(offsets=tps, asynchronous=False)
+            self._consumer.commit(offsets=tps, asynchronous=True)
         except KafkaException as exc:
             raise OffsetsError(f"commit to group {self.group_id!r} failed: {exc}") from exc
-        failed = [tp for tp in result or [] if tp.error is not None]
-        if failed:
-            raise OffsetsError(f"commit to group {self.group_id!r} failed for {failed}")
+        deadline = time.monotonic() + self.timeout
+        while not self._commits:
+            if time.monotonic() > deadline:
+                raise OffsetsError(
+                    f"commit to group {self.group_id!r} not acknowledged within {self.timeout:.0f}s"
+                )
+            self._consumer.poll(0.05)
+        error, partitions = self._commits[-1]
+        failed = [tp for tp in partitions or [] if tp.error is not None]
+        if error is not None or failed:
+            raise OffsetsError(f"commit to group {self.group_id!r} failed: {error or failed}")
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class SecondaryStoreError(OffsetsError):
+    """The primary store saved; a secondary (visibility only) did not."""
+
+    def __init__(self, message: str, kinds: list[str]) -> None:
+        super().__init__(message)
+        self.kinds = kinds
 
 
 class MirroredStore:
@@ -347,6 +383,7 @@ class MirroredStore:
         self.primary = primary
         self.secondaries = list(secondaries)
         self.description = " + ".join(s.description for s in [primary, *self.secondaries])
+        self.kind = primary.kind
 
     def load(self) -> StoredOffsets | None:
         return self.primary.load()
@@ -355,14 +392,17 @@ class MirroredStore:
         self, offsets: Offsets, *, batch_id: int | None = None, writer: str | None = None
     ) -> None:
         self.primary.save(offsets, batch_id=batch_id, writer=writer)
-        errors = []
+        errors, kinds = [], []
         for store in self.secondaries:
             try:
                 store.save(offsets, batch_id=batch_id, writer=writer)
             except Exception as exc:
                 errors.append(f"{store.description}: {exc}")
+                kinds.append(store.kind)
         if errors:
-            raise OffsetsError(f"primary saved, secondary failed: {'; '.join(errors)}")
+            raise SecondaryStoreError(
+                f"primary saved, secondary failed: {'; '.join(errors)}", kinds
+            )
 
     def close(self) -> None:
         for store in [self.primary, *self.secondaries]:

@@ -92,7 +92,7 @@ def test_a_write_that_dies_before_rename_leaves_the_previous_generation(tmp_path
         raise OSError("disk gone")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(OffsetsError, match="disk gone"):
         store.save({"t": {0: 2}})
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["offsets-000000000000.json"], "no temp file left behind"
@@ -212,3 +212,61 @@ def test_lag_counts_from_the_position_or_the_earliest():
 
     assert lag({"t": {0: 450}}, EARLIEST, LATEST) == {("t", 0): 50, ("t", 1): 50}
     assert lag({"t": {0: 500, 1: 60}}, EARLIEST, LATEST) == {("t", 0): 0, ("t", 1): 0}
+
+
+class _Progress:
+    """The fields of a StreamingQueryProgress the offsets listener reads."""
+
+    def __init__(self, name: str, batch_id: int, end: str) -> None:
+        self.name, self.batchId = name, batch_id
+        self.sources = [type("Source", (), {"endOffset": end})()]
+
+
+class _Event:
+    def __init__(self, progress: _Progress) -> None:
+        self.progress = progress
+
+
+class _BrokenStore:
+    kind = "kafka-group"
+    description = "broken"
+
+    def save(self, offsets, *, batch_id=None, writer=None):
+        raise OffsetsError("coordinator unavailable")
+
+    def load(self):
+        return None
+
+    def close(self):
+        pass
+
+
+def test_listener_persists_full_position_and_survives_a_failing_store(tmp_path):
+    from streamer.offsets.listener import OffsetsListener
+
+    failures: list[str] = []
+    store = FileStore(tmp_path)
+    listener = OffsetsListener("q", store, initial={"t": {0: 5, 1: 7}}, on_failure=failures.append)
+    listener.onQueryProgress(_Event(_Progress("q", 0, '{"t": {"0": 9}}')))
+    listener.onQueryProgress(_Event(_Progress("other", 1, '{"t": {"0": 99}}')))
+    assert store.load().offsets == {"t": {0: 9, 1: 7}}
+    assert listener.wait_persisted(0, timeout=1)
+
+    broken = OffsetsListener("q", _BrokenStore(), on_failure=failures.append)
+    broken.onQueryProgress(_Event(_Progress("q", 3, '{"t": {"0": 1}}')))  # must not raise
+    assert failures == ["kafka-group"]
+    assert broken.wait_persisted(3, timeout=1) is False
+    assert broken.flush(attempts=2, backoff=0) is False and broken.failures == 3
+
+
+def test_a_failing_secondary_does_not_hold_back_the_primary(tmp_path):
+    from streamer.offsets.listener import OffsetsListener
+    from streamer.offsets.stores import MirroredStore
+
+    failures: list[str] = []
+    mirrored = MirroredStore(FileStore(tmp_path), [_BrokenStore()])
+    listener = OffsetsListener("q", mirrored, on_failure=failures.append)
+    listener.onQueryProgress(_Event(_Progress("q", 0, '{"t": {"0": 4}}')))
+    assert listener.persisted_batch == 0 and listener.failures == 0
+    assert failures == ["kafka-group"]
+    assert FileStore(tmp_path).load().offsets == {"t": {0: 4}}
