@@ -285,6 +285,7 @@ def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None =
 
 
 def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from streamer.kafka.backend import broker_ends
     from streamer.offsets import format_offsets, merge_offsets, parse_offsets
     from streamer.offsets.startup import resolve_reset
     from streamer.offsets.stores import store_for
@@ -318,7 +319,7 @@ def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
                 raise ConfigError(f"offsets set: {args.offsets_json!r} holds no offsets >= 0")
             after = given if args.replace else merge_offsets(before, given)
         else:
-            earliest, latest = _broker_ends(config)
+            earliest, latest = broker_ends(config.kafka)
             after = resolve_reset(args.to, earliest, latest)
         store.save(after, writer=f"streamer offsets {args.action}")
         print(f"before {format_offsets(before)}", file=out)
@@ -328,28 +329,13 @@ def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
         store.close()
 
 
-def _broker_ends(
-    config: Config,
-) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
-    from streamer.kafka.admin import OffsetProbe
-    from streamer.kafka.backend import resolve_end_offsets
-
-    kafka = config.kafka
-    strategy = resolve_end_offsets(kafka.end_offsets, kafka.bootstrap_servers, kafka.client)
-    probe = OffsetProbe(kafka.bootstrap_servers, kafka.client, strategy)
-    try:
-        tps = probe.partitions([kafka.input_topic])
-        return probe.earliest(tps), probe.latest(tps)
-    finally:
-        probe.close()
-
-
 def _lag(config: Config, stored: Mapping[str, Mapping[int, int]]) -> Mapping[str, object]:
     """Per partition of the input topic: latest - stored (earliest when nothing is stored)."""
+    from streamer.kafka.backend import broker_ends
     from streamer.offsets.core import lag
 
     try:
-        earliest, latest = _broker_ends(config)
+        earliest, latest = broker_ends(config.kafka)
     except StreamerError as exc:
         return {"error": str(exc)}
     out: dict[str, dict[str, int]] = {}

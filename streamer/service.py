@@ -34,8 +34,8 @@ from streamer.config import Config, parse_trigger_seconds
 from streamer.endpoint import Endpoint
 from streamer.errors import KafkaIOError, StreamerError
 from streamer.kafka import KafkaBackend, select_backend
-from streamer.kafka.admin import OffsetProbe, client_config
-from streamer.kafka.backend import resolve_end_offsets
+from streamer.kafka.admin import client_config
+from streamer.kafka.backend import broker_ends, offset_probe
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
 from streamer.offsets import OffsetsListener, OffsetStore, merge_offsets
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
@@ -189,7 +189,7 @@ class Service:
         self.metrics.query_active.set(1)
         offsets = self.offsets
         self._lag = LagMonitor(
-            self._probe,
+            lambda: offset_probe(cfg.kafka),
             cfg.kafka.input_topic,
             lambda: offsets.persisted,
             self.metrics,
@@ -208,11 +208,6 @@ class Service:
             self.model.version,
             cfg.spark.trigger,
         )
-
-    def _probe(self) -> OffsetProbe:
-        kafka = self.config.kafka
-        strategy = resolve_end_offsets(kafka.end_offsets, kafka.bootstrap_servers, kafka.client)
-        return OffsetProbe(kafka.bootstrap_servers, kafka.client, strategy)
 
     def health(self) -> tuple[bool, str]:
         """Liveness: False only once the query has died with an error."""
@@ -245,24 +240,18 @@ class Service:
     def _plan_start(self, store: OffsetStore) -> tuple[StartPlan, dict[str, dict[int, int]]]:
         """Start offsets for the input topic, and the stored history to carry forward."""
         cfg = self.config
-        topic = cfg.kafka.input_topic
-        probe = self._probe()
-        try:
-            tps = probe.partitions([topic])
-            earliest, latest = probe.earliest(tps), probe.latest(tps)
-            if self.reset_offsets is not None:
-                offsets = resolve_reset(self.reset_offsets, earliest, latest)
-                if self.reset_offsets not in ("earliest", "latest"):
-                    offsets = merge_offsets(_readable(store), offsets)
-                store.save(offsets, writer="reset")
-                log.warning(
-                    'offsets reset by the operator to="%s" store="%s"',
-                    self.reset_offsets,
-                    store.description,
-                )
-                return StartPlan(offsets, f"--reset-offsets {self.reset_offsets}"), {}
-        finally:
-            probe.close()
+        earliest, latest = broker_ends(cfg.kafka)
+        if self.reset_offsets is not None:
+            offsets = resolve_reset(self.reset_offsets, earliest, latest)
+            if self.reset_offsets not in ("earliest", "latest"):
+                offsets = merge_offsets(_readable(store), offsets)
+            store.save(offsets, writer="reset")
+            log.warning(
+                'offsets reset by the operator to="%s" store="%s"',
+                self.reset_offsets,
+                store.description,
+            )
+            return StartPlan(offsets, f"--reset-offsets {self.reset_offsets}"), {}
         stored = store.load()
         if stored is None:
             origin = f"empty store, kafka.starting_offsets={cfg.kafka.starting_offsets}"

@@ -17,8 +17,9 @@ from typing import Any, Protocol
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from streamer.config import KafkaConfig
 from streamer.errors import KafkaIOError
-from streamer.kafka.admin import cluster_id, is_tansu, loggable, topic_partitions
+from streamer.kafka.admin import OffsetProbe, cluster_id, is_tansu, loggable, topic_partitions
 from streamer.kafka.pysource import FORMAT, KafkaDataSource
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,24 @@ def resolve_end_offsets(choice: str, bootstrap_servers: str, client: Mapping[str
     if choice != "auto":
         return choice
     return "fetch" if is_tansu(cluster_id(bootstrap_servers, client)) else "list"
+
+
+def offset_probe(kafka: KafkaConfig) -> OffsetProbe:
+    """A probe for the configured cluster, with the end-offset strategy resolved."""
+    strategy = resolve_end_offsets(kafka.end_offsets, kafka.bootstrap_servers, kafka.client)
+    return OffsetProbe(kafka.bootstrap_servers, kafka.client, strategy)
+
+
+def broker_ends(
+    kafka: KafkaConfig,
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """Earliest and latest offsets of every partition of the input topic."""
+    probe = offset_probe(kafka)
+    try:
+        tps = probe.partitions([kafka.input_topic])
+        return probe.earliest(tps), probe.latest(tps)
+    finally:
+        probe.close()
 
 
 def choose_backend(choice: str, connector_available: bool) -> str:
