@@ -42,7 +42,6 @@ class DemoSummary:
     dead_letters: int
     lost: int
     duplicates: int
-    malformed_sent: int
 
     def line(self) -> str:
         return (
@@ -194,7 +193,6 @@ def run_demo(
             dead_letters=final.dead_letters,
             lost=len(sent.ids - set(seen)),
             duplicates=sum(c - 1 for c in seen.values() if c > 1),
-            malformed_sent=sent.malformed,
         )
     raise AssertionError("unreachable")
 

@@ -260,7 +260,7 @@ class Service:
         for (skipped_topic, _), count in skipped.items():
             self.metrics.offsets_skipped.labels(topic=skipped_topic).inc(count)
         origin = f"store generation {stored.generation or 'committed'}"
-        return StartPlan(start, origin, skipped), stored.offsets
+        return StartPlan(start, origin), stored.offsets
 
     def run_until(self, stop: threading.Event, poll_seconds: float = 0.5) -> RunResult:
         """Block until ``stop`` is set (then stop cleanly) or the query dies."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from streamer.errors import OffsetsError
 from streamer.offsets.core import Offsets, format_offsets, parse_offsets
@@ -36,7 +36,6 @@ class StartPlan:
 
     offsets: Offsets
     origin: str
-    skipped: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 def parse_reset(spec: str) -> str | Offsets:

@@ -111,7 +111,6 @@ class _GenerationStore:
             raise OffsetsError(f"offsets.keep = {keep}: keep at least one generation")
         self.keep = keep
         self._next: int | None = None
-        self.fallbacks = 0
 
     def _names(self) -> list[str]:
         raise NotImplementedError
@@ -143,7 +142,6 @@ class _GenerationStore:
                 stored = decode(self._read(name), generation=name)
             except Exception as exc:  # unreadable, torn, or gone (pruned meanwhile)
                 problems.append(f"{name}: {exc}")
-                self.fallbacks += 1
                 log.warning(
                     'offsets generation unreadable, falling back store="%s" generation="%s" '
                     'error="%s"',
