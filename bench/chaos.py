@@ -58,40 +58,46 @@ class ChaosReport:
         return self.kills * 2 * self.max_offsets_per_trigger
 
 
-def _write_config(
-    work: Path, bootstrap: str, topics: dict[str, str], model: tuple[str, str], max_offsets: int
+def write_config(
+    work: Path,
+    bootstrap: str,
+    topics: dict[str, str],
+    model: tuple[str, str],
+    max_offsets: int,
+    **sections: dict[str, object],
 ) -> Path:
+    """The service config for a bench run in ``work``; ``sections`` add or override keys."""
     path = work / "streamer.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "kafka": {
-                    "bootstrap_servers": bootstrap,
-                    "input_topic": topics["in"],
-                    "output_topic": topics["out"],
-                    "dead_letter_topic": topics["dlq"],
-                    "backend": "python",
-                },
-                "model": {"uri": model[0], "tracking_uri": model[1]},
-                "spark": {
-                    "master": "local[2]",
-                    "trigger": "0 seconds",
-                    "max_offsets_per_trigger": max_offsets,
-                    "checkpoint_dir": str(work),
-                },
-                "offsets": {"path": str(work / "offsets")},
-                "metrics": {"port": 0},
-                "logging": {"format": "json"},
-            }
-        )
-    )
+    document: dict[str, dict[str, object]] = {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "input_topic": topics["in"],
+            "output_topic": topics["out"],
+            "dead_letter_topic": topics["dlq"],
+            "backend": "python",
+        },
+        "model": {"uri": model[0], "tracking_uri": model[1]},
+        "spark": {
+            "master": "local[2]",
+            "trigger": "0 seconds",
+            "max_offsets_per_trigger": max_offsets,
+            "checkpoint_dir": str(work),
+        },
+        "offsets": {"path": str(work / "offsets")},
+        "metrics": {"port": 0},
+        "logging": {"format": "json"},
+    }
+    for section, values in sections.items():
+        document.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(document))
     return path
 
 
-def _start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_service(config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``streamer run`` as its own process group, appending to ``log``."""
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "streamer.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "streamer.cli", "run", "--config", str(config), *args],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -122,7 +128,7 @@ def _consumed(store: FileStore, topic: str) -> int:
     return sum(stored.offsets.get(topic, {}).values()) if stored else 0
 
 
-def _produce(
+def produce_at_rate(
     bootstrap: str,
     topic: str,
     events: Sequence[tuple[bytes, bytes]],
@@ -146,8 +152,9 @@ def _produce(
     done.set()
 
 
-def _positions(bootstrap: str, topics: Sequence[str]) -> Counter[tuple[int, int]]:
-    """Every output and dead letter's source (partition, offset), read to the end."""
+def read_sources(bootstrap: str, topics: Sequence[str]) -> list[tuple[int, int, int]]:
+    """(source partition, source offset, record timestamp ms) of every output and dead
+    letter in ``topics``, read to the end."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -156,7 +163,7 @@ def _positions(bootstrap: str, topics: Sequence[str]) -> Counter[tuple[int, int]
             "enable.partition.eof": True,
         }
     )
-    seen: Counter[tuple[int, int]] = Counter()
+    seen: list[tuple[int, int, int]] = []
     try:
         tps = []
         for topic in topics:
@@ -169,12 +176,17 @@ def _positions(bootstrap: str, topics: Sequence[str]) -> Counter[tuple[int, int]
             for m in consumer.consume(5000, timeout=0.5):
                 if m.error() is None:
                     source = json.loads(m.value())["source"]
-                    seen[(source["partition"], source["offset"])] += 1
+                    seen.append((source["partition"], source["offset"], m.timestamp()[1]))
                 elif m.error().code() == KafkaError._PARTITION_EOF:
                     pending.discard((m.topic(), m.partition()))
     finally:
         consumer.close()
     return seen
+
+
+def read_positions(bootstrap: str, topics: Sequence[str]) -> Counter[tuple[int, int]]:
+    """How often each source (partition, offset) has an output or dead letter."""
+    return Counter((p, o) for p, o, _ in read_sources(bootstrap, topics))
 
 
 def run_chaos(
@@ -196,18 +208,18 @@ def run_chaos(
     name = uuid.uuid4().hex[:8]
     topics = {"in": f"chaos-in-{name}", "out": f"chaos-out-{name}", "dlq": f"chaos-dlq-{name}"}
     create_topics(bootstrap, {}, {topics["in"]: PARTITIONS, topics["out"]: 2, topics["dlq"]: 1})
-    config = _write_config(work, bootstrap, topics, model, max_offsets_per_trigger)
+    config = write_config(work, bootstrap, topics, model, max_offsets_per_trigger)
     store = FileStore(work / "offsets")
     service_log = work / "service.log"
     produced = threading.Event()
     producer = threading.Thread(
-        target=_produce, args=(bootstrap, topics["in"], events, rate, produced), daemon=True
+        target=produce_at_rate, args=(bootstrap, topics["in"], events, rate, produced), daemon=True
     )
     producer.start()
     report = ChaosReport(len(events), kills, 0, 0, max_offsets_per_trigger)
 
     for k in range(kills):
-        process = _start(config, service_log)
+        process = start_service(config, service_log)
         launched = time.monotonic()
         if rng.random() < 0.2:
             moment = f"start-up +{rng.uniform(2, 12):.1f}s"
@@ -233,7 +245,7 @@ def run_chaos(
         log(f"chaos: kill {k + 1}/{kills} at {moment}")
 
     starts = _query_starts(service_log)
-    process = _start(config, service_log)
+    process = start_service(config, service_log)
     try:
         while _query_starts(service_log) <= starts:
             if process.poll() is not None:
@@ -250,7 +262,7 @@ def run_chaos(
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    seen = _positions(bootstrap, [topics["out"], topics["dlq"]])
+    seen = read_positions(bootstrap, [topics["out"], topics["dlq"]])
     report.lost = len(events) - len(seen)
     report.duplicates = sum(n - 1 for n in seen.values())
     report.seconds = time.monotonic() - started
@@ -261,7 +273,7 @@ def _results_section(report: ChaosReport, command: str) -> str:
     import platform
 
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True
     ).stdout.strip()
     return "\n".join(
         [

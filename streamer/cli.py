@@ -55,6 +55,20 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         help="ignore the offset store and start here; written to the store before the query "
         'starts. JSON: {"topic": {"0": 42}}. Needed to start over an unreadable store',
     )
+    run.add_argument(
+        "--color",
+        choices=("blue", "green"),
+        default=env.get("STREAMER_COLOR"),
+        help="run as this side of a blue-green pair: hold the handoff lease next to the "
+        "offsets (env STREAMER_COLOR; default handoff.color)",
+    )
+    run.add_argument(
+        "--takeover",
+        action="store_true",
+        default=env.get("STREAMER_TAKEOVER", "").lower() in ("1", "true", "yes"),
+        help="with --color: warm up, then ask the current owner to drain and hand over (or "
+        "take a stale lease after handoff.lease_timeout_seconds) (env STREAMER_TAKEOVER)",
+    )
     offsets = commands.add_parser(
         "offsets",
         help="inspect or edit the stored offsets (stop the service first)",
@@ -72,6 +86,9 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     reset = actions.add_parser("reset", help="store the broker's earliest or latest offsets")
     reset.add_argument("--to", choices=("earliest", "latest"), required=True)
+    from streamer.deploy import emr as deploy_emr
+
+    deploy_emr.add_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="embedded broker + local registry + synthetic events + the real service",
@@ -256,7 +273,13 @@ def _install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None = None) -> int:
+def cmd_run(
+    config_path: str | None,
+    env: Mapping[str, str],
+    reset: str | None = None,
+    color: str | None = None,
+    takeover: bool = False,
+) -> int:
     # First, so that a SIGTERM during start-up (seconds of Spark and model loading) means
     # "stop cleanly once started", not death by signal.
     stop = threading.Event()
@@ -271,7 +294,9 @@ def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None =
     config = load_config(config_path, env=env)
     configure_logging(config.logging.level, config.logging.format)
     log.info('starting config="%s" settings="%s"', config_path or "defaults", config.redacted())
-    service = Service(config, reset_offsets=reset)
+    if takeover and not (color or config.handoff.color):
+        raise ConfigError("--takeover needs --color or handoff.color: the side taking over")
+    service = Service(config, reset_offsets=reset, color=color, takeover=takeover, interrupt=stop)
     try:
         service.start()
     except BaseException:
@@ -281,7 +306,7 @@ def cmd_run(config_path: str | None, env: Mapping[str, str], reset: str | None =
     # a batch boundary instead.
     _install_signal_handlers(stop)
     result = service.run_until(stop)
-    return 0 if result.outcome == "stopped" else 1
+    return 0 if result.outcome in ("stopped", "handed_over") else 1
 
 
 def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -349,9 +374,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser(env).parse_args(argv)
     try:
         if args.command == "run":
-            return cmd_run(args.config, config_env(env), args.reset_offsets)
+            return cmd_run(
+                args.config, config_env(env), args.reset_offsets, args.color, args.takeover
+            )
         if args.command == "offsets":
             return cmd_offsets(args, config_env(env), sys.stdout)
+        if args.command == "deploy":
+            from streamer.deploy import emr as deploy_emr
+
+            return deploy_emr.run(args, load_config(args.config, env=config_env(env)), sys.stdout)
         if args.command == "demo":
             return cmd_demo(args, env)
         if args.command == "train":

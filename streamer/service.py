@@ -11,6 +11,12 @@ With the ``python`` backend the source is fenced first (it admits no new offsets
 graceful stop never leaves a half-written batch behind: a restart has zero duplicates.
 Spark's ``kafka`` source cannot be fenced; there a stop that lands mid-batch replays at most
 that one batch.
+
+With ``handoff.color`` set the run is one side of a blue-green pair
+(:mod:`streamer.deploy.lease`): after the model is resolved it warms the Python workers,
+then takes the lease (asking a live owner to drain with ``takeover``), and only then reads
+the start offsets, which the previous owner persisted before releasing. A successor's
+request stops this run the same way SIGTERM does, then marks the lease released.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from confluent_kafka.admin import AdminClient
 from pyspark.errors import StreamingQueryException
@@ -31,26 +40,29 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from streamer.config import Config, parse_trigger_seconds
+from streamer.deploy.lease import Acquired, Lease, LeaseHolder, lease_store_for
 from streamer.endpoint import Endpoint
-from streamer.errors import KafkaIOError, StreamerError
+from streamer.errors import KafkaIOError, MissingTopicError, StreamerError
 from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import client_config
 from streamer.kafka.backend import broker_ends, offset_probe
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
-from streamer.offsets import OffsetsListener, OffsetStore, merge_offsets
+from streamer.offsets import Offsets, OffsetsListener, OffsetStore, merge_offsets
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
 from streamer.offsets.stores import store_for
-from streamer.pipeline import StreamSettings, start_query
+from streamer.pipeline import StreamSettings, start_query, warm_up
 from streamer.scoring.model import ModelSpec, resolve_model, ship_model
 from streamer.scoring.udf import ScoringSettings
 from streamer.session import build_session
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """How a run ended: ``stopped`` on request, or ``failed`` with the query's error."""
+    """How a run ended: ``stopped`` on request, ``handed_over`` to a successor, or ``failed``
+    with the query's error (or a lost lease)."""
 
     outcome: str
     totals: Totals
@@ -83,9 +95,24 @@ class Service:
         *,
         reset_offsets: str | None = None,
         spark: SparkSession | None = None,
+        color: str | None = None,
+        takeover: bool = False,
+        interrupt: threading.Event | None = None,
     ) -> None:
+        """``color`` (default ``handoff.color``) turns the lease on; ``takeover`` lets this run
+        ask a live owner to hand over; ``interrupt`` cancels a start-up still waiting for it."""
         self.config = config
         self.reset_offsets = reset_offsets
+        self.color = color or config.handoff.color
+        self.takeover = takeover
+        self._interrupt = interrupt or threading.Event()
+        self.lease: LeaseHolder | None = None
+        self.acquired: Acquired | None = None
+        self._wake = threading.Event()
+        self._handoff_to: str | None = None
+        self._lease_lost: Lease | None = None
+        self._lost = False
+        self._handoff_reported = False
         self.spark = spark
         self._owns_spark = spark is None
         self.query_name = f"streamer-{uuid.uuid4().hex[:8]}"
@@ -134,10 +161,9 @@ class Service:
             cfg.kafka.client,
             [cfg.kafka.input_topic, cfg.kafka.output_topic, cfg.kafka.dead_letter_topic],
         )
-        self.store = store_for(cfg)
-        self.plan, history = self._plan_start(self.store)
-        log.info('start offsets store="%s" %s', self.store.description, describe(self.plan))
+        sweep_dead_work_dirs(cfg.spark.checkpoint_dir or tempfile.gettempdir())
         self._work_dir = tempfile.mkdtemp(prefix="streamer-", dir=cfg.spark.checkpoint_dir)
+        Path(self._work_dir, OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         self.model = resolve_model(
             cfg.model.uri,
             tracking_uri=cfg.model.tracking_uri,
@@ -150,6 +176,28 @@ class Service:
         self.metrics.model_info.labels(
             name=self.model.name, version=self.model.version, uri=cfg.model.uri
         ).set(1)
+        scoring = ScoringSettings(
+            output_topic=cfg.kafka.output_topic,
+            dead_letter_topic=cfg.kafka.dead_letter_topic,
+            max_record_bytes=cfg.parse.max_record_bytes,
+            threshold=cfg.model.threshold,
+            score_column=cfg.model.score_column,
+        )
+        if self.color:
+            warm_up(
+                spark,
+                backend=self.backend,
+                spec=self.model,
+                scoring=scoring,
+                input_topic=cfg.kafka.input_topic,
+                ends=lambda: broker_ends(cfg.kafka),
+                rows=cfg.handoff.warmup_rows,
+                checkpoint_dir=tempfile.mkdtemp(prefix="warm-up-", dir=self._work_dir),
+            )
+            self._acquire_lease(self.color)
+        self.store = store_for(cfg)
+        self.plan, history = self._plan_start(self.store)
+        log.info('start offsets store="%s" %s', self.store.description, describe(self.plan))
         spark.streams.addListener(self.stats)
         self._listeners.append(self.stats)
         failures = self.metrics.offset_store_failures
@@ -158,6 +206,7 @@ class Service:
             self.store,
             initial=merge_offsets(history, self.plan.offsets),
             on_failure=lambda kind: failures.labels(store=kind).inc(),
+            may_write=self.lease.still_owner if self.lease else None,
         )
         spark.streams.addListener(self.offsets)
         self._listeners.append(self.offsets)
@@ -168,13 +217,7 @@ class Service:
             spark,
             backend=self.backend,
             spec=self.model,
-            scoring=ScoringSettings(
-                output_topic=cfg.kafka.output_topic,
-                dead_letter_topic=cfg.kafka.dead_letter_topic,
-                max_record_bytes=cfg.parse.max_record_bytes,
-                threshold=cfg.model.threshold,
-                score_column=cfg.model.score_column,
-            ),
+            scoring=scoring,
             stream=StreamSettings(
                 input_topic=cfg.kafka.input_topic,
                 trigger=cfg.spark.trigger,
@@ -188,6 +231,12 @@ class Service:
         )
         self.metrics.query_active.set(1)
         offsets = self.offsets
+        if self.lease is not None:
+            self.lease.start_heartbeat(
+                on_handoff=self._on_handoff,
+                on_lost=self._on_lost,
+                position=lambda: offsets.persisted,
+            )
         self._lag = LagMonitor(
             lambda: offset_probe(cfg.kafka),
             cfg.kafka.input_topic,
@@ -207,6 +256,65 @@ class Service:
             self.model.name,
             self.model.version,
             cfg.spark.trigger,
+        )
+
+    def _acquire_lease(self, color: str) -> None:
+        cfg = self.config.handoff
+        self.lease = LeaseHolder(
+            lease_store_for(self.config),
+            color,
+            self.query_name,
+            lease_timeout=cfg.lease_timeout_seconds,
+            heartbeat=cfg.heartbeat_seconds,
+        )
+        self.acquired = self.lease.acquire(
+            takeover=self.takeover,
+            drain_timeout=cfg.drain_timeout_seconds,
+            cancelled=self._interrupt.is_set,
+        )
+        self.metrics.handoffs.labels(how=self.acquired.how).inc()
+        self.metrics.lease_epoch.set(self.lease.lease.epoch if self.lease.lease else 0)
+
+    def _on_handoff(self, successor: str) -> None:
+        self._handoff_to = successor
+        self._wake.set()
+
+    def _on_lost(self, current: Lease | None) -> None:
+        self._lease_lost = current
+        self._lost = True
+        self._wake.set()
+
+    def _report_handoff(self) -> None:
+        """Once this run's first output exists: how the handoff from the previous owner went."""
+        acquired, plan = self.acquired, self.plan
+        if self._handoff_reported or acquired is None or plan is None:
+            return
+        previous = acquired.previous
+        if previous is None:
+            self._handoff_reported = True
+            return
+        first = self.stats.totals().first_output_at_ms
+        if first is None:
+            return
+        self._handoff_reported = True
+        since = previous.last_output_at or previous.heartbeat_at
+        gap = max(0.0, (first - since) / 1000.0)
+        self.metrics.handoff_gap.set(gap)
+        if acquired.how == "released" and previous.offsets is not None:
+            lost, duplicates = _offset_difference(previous.offsets, plan.offsets)
+            self.metrics.handoff_lost.set(lost)
+            self.metrics.handoff_duplicates.set(duplicates)
+            counts = f'lost="{lost}" duplicates="{duplicates}"'
+        else:
+            counts = 'lost="0" duplicates="unknown (at most the in-flight batch of the old owner)"'
+        log.info(
+            'handoff complete from="%s" to="%s" how="%s" epoch="%d" gap_seconds="%.3f" %s',
+            previous.owner,
+            self.color,
+            acquired.how,
+            previous.epoch + 1,
+            gap,
+            counts,
         )
 
     def health(self) -> tuple[bool, str]:
@@ -240,7 +348,7 @@ class Service:
     def _plan_start(self, store: OffsetStore) -> tuple[StartPlan, dict[str, dict[int, int]]]:
         """Start offsets for the input topic, and the stored history to carry forward."""
         cfg = self.config
-        earliest, latest = broker_ends(cfg.kafka)
+        earliest, latest = _retrying(lambda: broker_ends(cfg.kafka), "reading the input offsets")
         if self.reset_offsets is not None:
             offsets = resolve_reset(self.reset_offsets, earliest, latest)
             if self.reset_offsets not in ("earliest", "latest"):
@@ -266,12 +374,15 @@ class Service:
         """Block until ``stop`` is set (then stop cleanly) or the query dies."""
         if self.query is None:
             raise StreamerError("Service.run_until() called before start()")
-        while not stop.is_set():
+        while not stop.is_set() and not self._wake.is_set():
             try:
                 if self.query.awaitTermination(poll_seconds):  # type: ignore[arg-type]
                     break
             except StreamingQueryException:
                 break  # the query died; stop() reports its error
+            self._report_handoff()
+        if self._handoff_to:
+            log.info('handing over to="%s"; draining', self._handoff_to)
         return self.stop()
 
     def stop(self, timeout: float = 60.0) -> RunResult:
@@ -306,6 +417,17 @@ class Service:
         if self.store is not None:
             self.store.close()
             self.store = None
+        if self._lost:
+            error = error or (
+                "the handoff lease was taken over ("
+                + (self._lease_lost.describe() if self._lease_lost else "gone")
+                + "); stopped without persisting"
+            )
+        elif self.lease is not None and self.lease.lease is not None:
+            position = self.offsets.persisted if self.offsets is not None else None
+            last_output = self.stats.totals().last_output_at_ms
+            if not self.lease.release(position, last_output):
+                error = error or "the handoff lease was lost before it could be released"
         if self.spark is not None:
             for listener in self._listeners:
                 self.spark.streams.removeListener(listener)
@@ -317,7 +439,8 @@ class Service:
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None
         totals = self.stats.totals()
-        result = RunResult("failed" if error else "stopped", totals, error)
+        outcome = "failed" if error else ("handed_over" if self._handoff_to else "stopped")
+        result = RunResult(outcome, totals, error)
         log.info('run %s name="%s" %s', result.outcome, self.query_name, totals.summary())
         if error:
             log.error('query failed name="%s" error="%s"', self.query_name, error.splitlines()[0])
@@ -336,6 +459,35 @@ class Service:
         self.stop()
 
 
+OWNER_FILE = "owner"
+
+
+def sweep_dead_work_dirs(parent: str) -> list[str]:
+    """Remove ``streamer-*`` work dirs (throwaway checkpoint, model copy) whose owning
+    process, on this host, is gone: what a SIGKILL leaves behind.
+
+    Blue and green may share the parent, so a dir is removed only when its owner file names
+    this host and a pid that no longer exists; anything else (another host's pod, a live
+    peer, a dir without an owner file) is left alone.
+    """
+    removed = []
+    host = socket.gethostname()
+    for path in Path(parent).glob("streamer-*"):
+        try:
+            owner_host, pid = (path / OWNER_FILE).read_text().split()
+            if owner_host != host:
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+        except (OSError, ValueError):
+            continue  # no or unreadable owner file, or a live pid we may not signal
+    if removed:
+        log.info('removed work dirs of dead runs count="%d" parent="%s"', len(removed), parent)
+    return removed
+
+
 def _readable(store: OffsetStore) -> dict[str, dict[int, int]]:
     """The stored offsets, or none when the store is empty or unreadable (being reset)."""
     try:
@@ -344,6 +496,36 @@ def _readable(store: OffsetStore) -> dict[str, dict[int, int]]:
         log.warning('ignoring the unreadable offset store for the reset error="%s"', exc)
         return {}
     return stored.offsets if stored else {}
+
+
+def _retrying(call: Callable[[], T], what: str, attempts: int = 4, backoff: float = 2.0) -> T:
+    """``call()``, retried on a transient Kafka error: a start-up that took a Spark session
+    and a model warm-up is not thrown away for one slow broker answer. A missing topic is
+    not transient."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except MissingTopicError:
+            raise
+        except KafkaIOError as exc:
+            if attempt == attempts:
+                raise
+            log.warning('%s failed; retrying attempt="%d" error="%s"', what, attempt, exc)
+            time.sleep(backoff * attempt)
+    raise AssertionError("unreachable")
+
+
+def _offset_difference(previous: Offsets, start: Offsets) -> tuple[int, int]:
+    """(events skipped, events read again) going from ``previous``'s end to ``start``."""
+    lost = duplicates = 0
+    for topic in set(previous) | set(start):
+        before, after = previous.get(topic, {}), start.get(topic, {})
+        for partition in set(before) | set(after):
+            if partition in before and partition in after:
+                delta = after[partition] - before[partition]
+                lost += max(0, delta)
+                duplicates += max(0, -delta)
+    return lost, duplicates
 
 
 def _drain_fenced(query: StreamingQuery, fence_file: str, timeout: float) -> str | None:

@@ -20,7 +20,6 @@ from pyspark.sql.streaming import StreamingQuery
 from streamer.config import KafkaConfig
 from streamer.errors import KafkaIOError
 from streamer.kafka.admin import OffsetProbe, cluster_id, is_tansu, loggable, topic_partitions
-from streamer.kafka.pysource import FORMAT, KafkaDataSource
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,16 @@ class KafkaBackend(Protocol):
     ) -> DataFrame: ...
 
     def write_stream(
-        self, df: DataFrame, *, checkpoint_dir: str, trigger: str, query_name: str
-    ) -> StreamingQuery: ...
+        self,
+        df: DataFrame,
+        *,
+        checkpoint_dir: str,
+        trigger: str,
+        query_name: str,
+        available_now: bool = False,
+    ) -> StreamingQuery:
+        """Start the sink; ``available_now`` runs what is there now and stops (warm-up)."""
+        ...
 
 
 def starting_offsets_json(
@@ -124,16 +131,24 @@ class _Backend:
         return df.select(*SOURCE_COLUMNS)
 
     def write_stream(
-        self, df: DataFrame, *, checkpoint_dir: str, trigger: str, query_name: str
+        self,
+        df: DataFrame,
+        *,
+        checkpoint_dir: str,
+        trigger: str,
+        query_name: str,
+        available_now: bool = False,
     ) -> StreamingQuery:
-        return (
+        writer = (
             df.writeStream.format(self.format)
             .options(**self._kafka_options())
             .option("checkpointLocation", checkpoint_dir)
-            .trigger(processingTime=trigger)
-            .queryName(query_name)
-            .start()
         )
+        if available_now:
+            writer = writer.trigger(availableNow=True)
+        else:
+            writer = writer.trigger(processingTime=trigger)
+        return writer.queryName(query_name).start()
 
 
 class JvmKafkaBackend(_Backend):
@@ -147,7 +162,7 @@ class PythonKafkaBackend(_Backend):
     """streamer's Python Data Source on confluent-kafka."""
 
     name = "python"
-    format = FORMAT
+    format = "streamer_kafka"
     fences = True
 
     def __init__(
@@ -162,11 +177,18 @@ class PythonKafkaBackend(_Backend):
             options["fenceFile"] = fence_file
         return options
 
+    # Imported only when used: the data source needs the pinned pyspark's streaming Python
+    # Data Source API (admission control, Arrow writer), which an EMR runtime's older
+    # PySpark may lack; the jvm backend never needs it.
     def read_stream(self, spark: SparkSession, **kwargs: Any) -> DataFrame:
+        from streamer.kafka.pysource import KafkaDataSource
+
         spark.dataSource.register(KafkaDataSource)
         return super().read_stream(spark, **kwargs)
 
     def write_stream(self, df: DataFrame, **kwargs: Any) -> StreamingQuery:
+        from streamer.kafka.pysource import KafkaDataSource
+
         df.sparkSession.dataSource.register(KafkaDataSource)
         return super().write_stream(df, **kwargs)
 

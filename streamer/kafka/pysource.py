@@ -71,7 +71,7 @@ from streamer.kafka.admin import OffsetProbe, client_config
 
 log = logging.getLogger(__name__)
 
-FORMAT = "streamer_kafka"
+FORMAT = "streamer_kafka"  # = PythonKafkaBackend.format
 
 SOURCE_SCHEMA = StructType(
     [

@@ -33,6 +33,10 @@ class OffsetsListener(StreamingQueryListener):
 
     The persisted document is the full position: the start offsets merged with every batch's
     ``endOffset``, so partitions idle in this run keep their stored offsets.
+
+    ``may_write`` is the handoff fence, asked before every persist: once it returns False
+    (another instance holds the lease), nothing more is persisted, so a superseded owner
+    cannot move the new one's position.
     """
 
     def __init__(
@@ -41,8 +45,10 @@ class OffsetsListener(StreamingQueryListener):
         store: OffsetStore,
         initial: Offsets | None = None,
         on_failure: Callable[[str], None] | None = None,
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
+        self._may_write = may_write
         self.query_name = query_name
         self.store = store
         self._on_failure = on_failure
@@ -89,6 +95,12 @@ class OffsetsListener(StreamingQueryListener):
             batch = self._position_batch
             if batch <= self.persisted_batch:
                 return True
+        if self._may_write is not None and not self._may_write():
+            log.error('offsets not persisted: the lease is lost batch="%d"', batch)
+            with self._cond:
+                self.attempted_batch = max(self.attempted_batch, batch)
+                self._cond.notify_all()
+            return False
         try:
             self.store.save(offsets, batch_id=batch, writer=self.query_name)
         except SecondaryStoreError as exc:
@@ -133,6 +145,8 @@ class OffsetsListener(StreamingQueryListener):
     def flush(self, attempts: int = 3, backoff: float = 0.5) -> bool:
         """Retry persisting the newest position; True when it is durable."""
         for attempt in range(attempts):
+            if self._may_write is not None and not self._may_write():
+                return False
             if self._persist():
                 return True
             time.sleep(backoff * (attempt + 1))

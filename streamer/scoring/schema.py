@@ -85,3 +85,24 @@ def signature_to_schema(signature: Any) -> T.StructType:
     if duplicates:
         raise ModelError(f"signature has duplicate column names: {duplicates}")
     return T.StructType(fields)
+
+
+def sample_value(dtype: T.DataType) -> Any:
+    """A JSON value that parses as ``dtype``: zero, empty, false or the epoch."""
+    if isinstance(dtype, T.StructType):
+        return {f.name: sample_value(f.dataType) for f in dtype.fields}
+    if isinstance(dtype, T.ArrayType):
+        return [sample_value(dtype.elementType)]
+    if isinstance(dtype, T.MapType):
+        return {"k": sample_value(dtype.valueType)}
+    if isinstance(dtype, T.BooleanType):
+        return False
+    if isinstance(dtype, (T.IntegerType, T.LongType)):
+        return 0
+    if isinstance(dtype, (T.FloatType, T.DoubleType)):
+        return 0.0
+    if isinstance(dtype, T.TimestampType):
+        return "1970-01-01T00:00:00Z"
+    if isinstance(dtype, T.BinaryType):
+        return ""
+    return "0"

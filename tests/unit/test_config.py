@@ -235,3 +235,26 @@ def test_secrets_never_show(tmp_path):
 )
 def test_trigger_parsing(text, seconds):
     assert parse_trigger_seconds(text) == seconds
+
+
+def test_handoff_color_is_blue_or_green_and_overridable():
+    assert load_config(None, env={}).handoff.color is None
+    config = load_config(None, env={"STREAMER_HANDOFF__COLOR": "green"})
+    assert config.handoff.color == "green"
+    with pytest.raises(ConfigError, match=r"handoff\.color = 'red'.*blue, green"):
+        load_config(None, env={"STREAMER_HANDOFF__COLOR": "red"})
+
+
+def test_handoff_needs_a_lease_store_and_a_sane_timeout(tmp_path):
+    with pytest.raises(ConfigError, match=r"handoff\.color = 'blue'.*use file or s3"):
+        load_config(
+            _yaml(
+                tmp_path,
+                "offsets: {store: kafka-group, group_id: g}\nhandoff: {color: blue}\n",
+            ),
+            env={},
+        )
+    with pytest.raises(ConfigError, match=r"lease_timeout_seconds = 2\.0 is under 3 x"):
+        load_config(
+            _yaml(tmp_path, "handoff: {lease_timeout_seconds: 2, heartbeat_seconds: 1}\n"), env={}
+        )

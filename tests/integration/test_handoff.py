@@ -1,0 +1,60 @@
+"""Blue-green handoff between two real ``streamer run`` processes while events flow.
+
+Small forms of ``python -m bench.handoff``: one takeover of a live owner (zero lost, zero
+duplicated on the python backend), and one takeover of a SIGKILLed owner after the lease
+timeout (zero lost; duplicates bounded by the batches in flight at the kill).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.handoff import run_switches
+
+pytestmark = pytest.mark.integration
+
+MAX_OFFSETS = 200
+
+
+def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str):
+    report = run_switches(
+        bootstrap=kafka_bootstrap,
+        model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
+        work=tmp_path,
+        switches=[kind],
+        rate=100.0,
+        max_offsets_per_trigger=MAX_OFFSETS,
+        lease_timeout=6.0,
+        heartbeat=0.5,
+        settle=2.0,
+    )
+    switch = report.switches[0]
+    print(
+        f"{kind}: events={report.events} lost={report.lost} duplicates={report.duplicates} "
+        f"gap_seconds={switch.gap_seconds} reported_gap_seconds={switch.reported_gap_seconds} "
+        f"old_exit={switch.old_exit_code}"
+    )
+    assert report.events > 0
+    assert report.lost == 0, f"{report.lost} events have no output or dead letter"
+    assert report.final_exit_code == 0
+    assert switch.gap_seconds is not None, "no outputs on one side of the switch"
+    return report, switch
+
+
+def test_takeover_of_a_live_owner_loses_and_duplicates_nothing(
+    kafka_bootstrap, fraud_classifier, tmp_path
+):
+    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "handoff")
+    assert (switch.before, switch.after) == ("blue", "green")
+    assert switch.old_exit_code == 0, "blue must drain, release and exit 0"
+    assert report.duplicates == 0
+    assert switch.boundary, "blue released no offsets"
+
+
+def test_sigkilled_owner_is_taken_over_after_the_lease_timeout(
+    kafka_bootstrap, fraud_classifier, tmp_path
+):
+    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "kill")
+    assert switch.old_exit_code == -9
+    # the batch being written at the kill, and one whose progress was not yet persisted
+    assert report.duplicates <= 2 * MAX_OFFSETS
