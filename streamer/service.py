@@ -161,6 +161,16 @@ class Service:
             cfg.kafka.client,
             [cfg.kafka.input_topic, cfg.kafka.output_topic, cfg.kafka.dead_letter_topic],
         )
+        self.store = store_for(cfg)
+        history: Offsets = {}
+        if self.color:
+            # The position is read once the lease is ours (below); a broken store still
+            # fails here, before the model is downloaded and shipped to the executors.
+            if self.reset_offsets is None:
+                self.store.load()
+        else:
+            self.plan, history = self._plan_start(self.store)
+            log.info('start offsets store="%s" %s', self.store.description, describe(self.plan))
         sweep_dead_work_dirs(cfg.spark.checkpoint_dir or tempfile.gettempdir())
         self._work_dir = tempfile.mkdtemp(prefix="streamer-", dir=cfg.spark.checkpoint_dir)
         Path(self._work_dir, OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
@@ -195,16 +205,17 @@ class Service:
                 checkpoint_dir=tempfile.mkdtemp(prefix="warm-up-", dir=self._work_dir),
             )
             self._acquire_lease(self.color)
-        self.store = store_for(cfg)
-        self.plan, history = self._plan_start(self.store)
-        log.info('start offsets store="%s" %s', self.store.description, describe(self.plan))
+            self.plan, history = self._plan_start(self.store)
+            log.info('start offsets store="%s" %s', self.store.description, describe(self.plan))
+        plan = self.plan
+        assert plan is not None
         spark.streams.addListener(self.stats)
         self._listeners.append(self.stats)
         failures = self.metrics.offset_store_failures
         self.offsets = OffsetsListener(
             self.query_name,
             self.store,
-            initial=merge_offsets(history, self.plan.offsets),
+            initial=merge_offsets(history, plan.offsets),
             on_failure=lambda kind: failures.labels(store=kind).inc(),
             may_write=self.lease.still_owner if self.lease else None,
         )
@@ -225,7 +236,7 @@ class Service:
                 default_start=cfg.kafka.starting_offsets,
                 fence_file=self._fence_file,
             ),
-            start_offsets=self.plan.offsets or None,
+            start_offsets=plan.offsets or None,
             checkpoint_dir=checkpoint,
             query_name=self.query_name,
         )
