@@ -301,9 +301,12 @@ def _results_section(report: ChaosReport, command: str) -> str:
     )
 
 
-def write_results(section: str, marker: str = "chaos") -> None:
-    """Replace this benchmark's section of bench/RESULTS.md, keeping the others."""
-    path = Path(__file__).with_name("RESULTS.md")
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def write_results(section: str, marker: str = "chaos", path: Path = RESULTS) -> None:
+    """Replace one benchmark's marked section of ``path`` (bench/RESULTS.md), keeping the
+    others; append it when the markers are absent."""
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
     block = f"{start}\n{section}{end}\n"

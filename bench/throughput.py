@@ -1,0 +1,915 @@
+"""Throughput: streamer against the recipe users copy, a plain Python ceiling and the model
+alone, on one preloaded topic, in one run (issue 8).
+
+    python -m bench.throughput                       # 1,000,000 events, rewrites RESULTS.md
+    python -m bench.throughput --events 20000 --quick --work-dir /tmp/w --results /tmp/R.md
+
+One run: start an embedded broker (or use ``--bootstrap-servers``), train and register the
+24-feature model (:mod:`bench.workload`), preload N events into a 4-partition topic, then
+drain that topic once per system, one after another, each into its own output topic:
+
+(a) ``streamer``: the real :class:`streamer.service.Service`, in its own process with its
+    own SparkSession from a bench config (python Kafka backend, ``local[2]``).
+(b) ``recipe``: :mod:`bench.recipe`, Structured Streaming + ``mlflow.pyfunc.spark_udf``.
+(c) ``ceiling``: :mod:`bench.ceiling`, confluent-kafka → pyarrow.json → predict → produce
+    in ``--processes`` plain Python processes.
+(d) ``model``: ``model.predict`` on in-memory pandas frames of 10,000 rows.
+
+Steady state of the Spark systems (a, b), from the query's progress events: drop the first
+two batches with data (start-up, code generation, Python workers and model loads), then
+rate = input rows of the remaining batches / wall time from the end of the second batch to
+the end of the last one (a batch ends at its progress ``timestamp`` +
+``durationMs.triggerExecution``). Gaps between triggers count, so this is what a consumer
+of the output topic sees. (c) is total rows / (last acknowledged produce − first consumed
+batch). (d) is rows / seconds over the frames after a warm-up call.
+
+Threads: every system runs with ``OMP_NUM_THREADS=1`` (``--omp-threads``; Spark's Python
+workers inherit it). The model's HistGradientBoosting predicts with OpenMP, one thread per
+core by default, in every process; with two processes predicting at once on two cores (two
+Spark tasks, or two ceiling processes) the threads oversubscribe the cores, and predict got
+several times slower. (c′) repeats (c) with the default, so each run shows the effect.
+
+Every system runs as a child process group with a timeout and is killed on overrun; the
+output topics are read back and must hold every event once. The run prints a table, and
+rewrites the ``throughput`` section of ``--results`` (default ``bench/RESULTS.md``) and the
+bar chart beside it (``throughput.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.chaos import write_results
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SYSTEMS = ("streamer", "recipe", "ceiling", "model")
+EXTRA = "ceiling_default"
+"""(c) again with each library's default thread count, run when ``--omp-threads`` is set."""
+LABELS = {
+    "streamer": "(a) streamer service",
+    "recipe": "(b) recipe: spark_udf + json_normalize",
+    "ceiling": "(c) ceiling: plain Python loop",
+    "model": "(d) model.predict alone",
+    EXTRA: "(c′) ceiling, library-default OpenMP threads",
+}
+SHORT = {"streamer": "a", "recipe": "b", "ceiling": "c", "model": "d", EXTRA: "c′"}
+PHASES = ("latestOffset", "queryPlanning", "addBatch", "walCommit", "commitOffsets")
+PARTITIONS = 4
+SKIP_BATCHES = 2
+MARKER = "throughput"
+
+
+# --- progress of a streaming query ------------------------------------------------------
+
+
+def wait_for_rows(query: Any, rows: int, timeout: float, poll: float = 0.5) -> list[dict]:
+    """Poll ``query`` until its batches read ``rows`` input rows in all; their progress
+    events (plain dicts with data, by batch id). Raises if the query dies or on timeout."""
+    seen: dict[int, dict] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        for progress in query.recentProgress:
+            event = json.loads(progress.json)
+            if int(event.get("numInputRows") or 0) > 0:
+                seen[int(event["batchId"])] = event
+        if sum(int(e["numInputRows"]) for e in seen.values()) >= rows:
+            return [seen[b] for b in sorted(seen)]
+        if not query.isActive:
+            raise RuntimeError(f"the query stopped early: {query.exception()}")
+        if time.monotonic() > deadline:
+            done = sum(int(e["numInputRows"]) for e in seen.values())
+            raise TimeoutError(f"{done} of {rows} rows within {timeout:.0f}s")
+        time.sleep(poll)
+
+
+def _batch_end(event: dict) -> float:
+    start = datetime.fromisoformat(event["timestamp"]).timestamp()
+    return start + event["durationMs"]["triggerExecution"] / 1000.0
+
+
+def steady_state(progress: Sequence[dict], skip: int = SKIP_BATCHES) -> dict[str, Any]:
+    """The steady-state rate of a query's batches with data (see the module docstring),
+    and the mean ``durationMs`` per phase of those batches."""
+    batches = sorted(
+        (e for e in progress if int(e.get("numInputRows") or 0) > 0), key=lambda e: e["batchId"]
+    )
+    out: dict[str, Any] = {"batches": len(batches), "rows_total": 0, "rows_per_s": None}
+    out["rows_total"] = sum(int(e["numInputRows"]) for e in batches)
+    if batches:
+        out["first_batches_ms"] = [e["durationMs"]["triggerExecution"] for e in batches[:skip]]
+    steady = batches[skip:]
+    if skip < 1 or not steady:
+        return out
+    rows = sum(int(e["numInputRows"]) for e in steady)
+    seconds = _batch_end(steady[-1]) - _batch_end(batches[skip - 1])
+    busy = sum(e["durationMs"]["triggerExecution"] for e in steady) / 1000.0
+    phases = {
+        k: sum(e["durationMs"].get(k, 0) for e in steady) / len(steady)
+        for k in (*PHASES, "triggerExecution")
+    }
+    out.update(
+        steady_batches=len(steady),
+        steady_rows=rows,
+        steady_seconds=seconds,
+        rows_per_s=rows / seconds if seconds > 0 else None,
+        busy_rows_per_s=rows / busy if busy > 0 else None,
+        mean_batch_rows=rows / len(steady),
+        mean_ms=phases,
+        gap_ms=(seconds - busy) * 1000.0 / len(steady),
+        per_batch=[
+            {
+                "batchId": e["batchId"],
+                "rows": int(e["numInputRows"]),
+                **{k: e["durationMs"].get(k, 0) for k in (*PHASES, "triggerExecution")},
+            }
+            for e in batches
+        ],
+    )
+    return out
+
+
+# --- the phases, each run in its own process ---------------------------------------------
+
+
+def _phase_streamer(spec: dict) -> dict:
+    from bench.chaos import write_config
+    from streamer.config import load_config
+    from streamer.logs import configure_logging
+    from streamer.service import Service
+
+    configure_logging("INFO", "text")
+    work = Path(spec["work"]) / "streamer"
+    work.mkdir(parents=True, exist_ok=True)
+    path = write_config(
+        work,
+        spec["bootstrap"],
+        {"in": spec["input"], "out": spec["outputs"]["streamer"], "dlq": spec["dead_letters"]},
+        (spec["model_uri"], spec["tracking_uri"]),
+        spec["max_offsets_per_trigger"],
+    )
+    config = load_config(path, env={})
+    started = time.monotonic()
+    service = Service(config)
+    service.start()
+    query_started = time.monotonic()
+    try:
+        progress = wait_for_rows(service.query, spec["events"], spec["timeout"])
+    finally:
+        result = service.stop()
+    return {
+        "progress": progress,
+        "startup_seconds": query_started - started,
+        "seconds": time.monotonic() - started,
+        "outcome": result.outcome,
+        **({"error": f"the service run {result.outcome}: {result.error}"} if result.error else {}),
+        "config": path.read_text(),
+    }
+
+
+def _phase_recipe(spec: dict) -> dict:
+    from bench.recipe import run_recipe
+
+    return run_recipe(
+        bootstrap=spec["bootstrap"],
+        input_topic=spec["input"],
+        output_topic=spec["outputs"]["recipe"],
+        model_uri=spec["model_uri"],
+        tracking_uri=spec["tracking_uri"],
+        work_dir=Path(spec["work"]),
+        events=spec["recipe_events"],
+        max_offsets_per_trigger=spec["max_offsets_per_trigger"],
+        timeout=spec["timeout"],
+    )
+
+
+def _phase_ceiling(spec: dict, output: str = "ceiling") -> dict:
+    from bench.ceiling import run_ceiling
+
+    return run_ceiling(
+        bootstrap=spec["bootstrap"],
+        input_topic=spec["input"],
+        output_topic=spec["outputs"][output],
+        model_path=spec["model_path"],
+        model_version=spec["model_version"],
+        processes=spec["processes"],
+        timeout=spec["timeout"],
+    )
+
+
+def _phase_model(spec: dict) -> dict:
+    import mlflow.pyfunc
+
+    from bench.workload import features
+
+    model = mlflow.pyfunc.load_model(spec["model_path"])
+    frames = [features(10_000, seed=7_000_000 + i) for i in range(spec["model_frames"])]
+    for frame in frames[:2]:
+        model.predict(frame)  # warm-up
+    started = time.perf_counter()
+    for frame in frames:
+        model.predict(frame)
+    seconds = time.perf_counter() - started
+    rows = sum(len(f) for f in frames)
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "frame_rows": 10_000}
+
+
+def _phase_profile(spec: dict) -> dict:
+    """streamer's own Python code for one batch, without Spark, timed step by step: the
+    source's ``read_range``, Arrow → pandas, the scoring UDF's body (parse, predict, output
+    records), pandas → Arrow, the sink's ``write``. Same model, same events, one process."""
+    import mlflow.pyfunc
+    import pyarrow as pa
+
+    from streamer.kafka.pysource import (
+        KafkaInputPartition,
+        KafkaStreamWriter,
+        _worker_consumer,
+        read_range,
+    )
+    from streamer.scoring import cache
+    from streamer.scoring.model import resolve_model
+    from streamer.scoring.parse import RecordParser
+    from streamer.scoring.udf import ScoringSettings, make_scoring_udf, predict_isolating
+
+    work = Path(spec["work"]) / "profile"
+    work.mkdir(parents=True, exist_ok=True)
+    model_spec = resolve_model(
+        spec["model_uri"], tracking_uri=spec["tracking_uri"], work_dir=str(work)
+    )
+    model = mlflow.pyfunc.load_model(model_spec.local_path)
+    cache._models[model_spec.ship_name] = model  # what SparkFiles + get_model would load
+    settings = ScoringSettings(spec["outputs"]["streamer"], spec["dead_letters"], 1_048_576)
+    score = make_scoring_udf(model_spec, settings).func
+    parser = RecordParser(model_spec.input_schema, settings.max_record_bytes)
+    consumer = _worker_consumer(spec["bootstrap"], {})
+    writer = KafkaStreamWriter({"kafka.bootstrap.servers": spec["bootstrap"]})
+    rows = min(spec["profile_rows"], spec["events"] // PARTITIONS)
+    scratch = spec["scratch"]
+    spent = dict.fromkeys(
+        ("read", "to_pandas", "parse", "predict", "udf", "from_pandas", "write"), 0.0
+    )
+
+    def timed(step: str, call: Any) -> Any:
+        started = time.perf_counter()
+        value = call()
+        spent[step] += time.perf_counter() - started
+        return value
+
+    for rep in range(2):  # the first pass warms up (clients, model), the second is kept
+        for step in spent:
+            spent[step] = 0.0
+        part = KafkaInputPartition(spec["input"], rep % PARTITIONS, 0, rows)
+        batches = timed("read", lambda p=part: list(read_range(consumer, p, 120.0)))
+        frames = [timed("to_pandas", b.to_pandas) for b in batches]
+        outputs = []
+        for f in frames:
+            values = f["value"].tolist()
+            parsed = timed("parse", lambda v=values: parser.parse(v))
+            timed("predict", lambda p=parsed: predict_isolating(model, p.frame))
+            columns = (f[c] for c in ("key", "value", "topic", "partition", "offset", "timestamp"))
+            outputs += timed("udf", lambda c=tuple(columns): list(score(iter([c]))))
+        arrow = [
+            timed(
+                "from_pandas",
+                lambda o=o: pa.RecordBatch.from_pandas(
+                    o[["topic", "key", "value"]].assign(topic=scratch), preserve_index=False
+                ),
+            )
+            for o in outputs
+        ]
+        timed("write", lambda a=arrow: writer.write(iter(a)))
+    consumer.close()
+    per_row = {k: v * 1e6 / rows for k, v in spent.items()}
+    per_row["udf_other"] = per_row["udf"] - per_row["parse"] - per_row["predict"]
+    return {"rows": rows, "us_per_row": per_row}
+
+
+_PHASE_FUNCTIONS = {
+    "streamer": _phase_streamer,
+    "recipe": _phase_recipe,
+    "ceiling": _phase_ceiling,
+    EXTRA: lambda spec: _phase_ceiling(spec, EXTRA),
+    "model": _phase_model,
+    "profile": _phase_profile,
+}
+
+
+def run_phase(name: str, spec: dict, timeout: float, log=print) -> dict:
+    """``name`` in a child process group, killed after ``timeout``; its result, or
+    ``{"error": ...}``."""
+    work = Path(spec["work"])
+    spec_path = work / f"{name}.spec.json"
+    out_path = work / f"{name}.result.json"
+    spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
+    log_path = work / f"{name}.log"
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    if spec.get("omp_threads"):
+        env["OMP_NUM_THREADS"] = str(spec["omp_threads"])
+    started = time.monotonic()
+    with open(log_path, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.throughput", "--phase", name, "--spec", str(spec_path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            if process.poll() is None:
+                with suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    with suppress(ProcessLookupError, PermissionError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=20)
+            # Whatever the phase left in its group (Spark's JVM, Python workers) goes too.
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+    elapsed = time.monotonic() - started
+    if code is None:
+        return {"error": f"timed out after {timeout:.0f}s; see {log_path}", "wall": elapsed}
+    if not out_path.exists():
+        return {"error": f"exited with {code} and no result; see {log_path}", "wall": elapsed}
+    result = json.loads(out_path.read_text())
+    result["wall"] = elapsed
+    log(f"throughput: {name} done in {elapsed:.0f}s")
+    return result
+
+
+def _phase_main(name: str, spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    out = Path(spec["out"])
+    try:
+        result = _PHASE_FUNCTIONS[name](spec)
+    except BaseException as exc:
+        import traceback
+
+        traceback.print_exc()
+        result = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+        out.write_text(json.dumps(result, default=str))
+        return 1
+    out.write_text(json.dumps(result, default=str))
+    return 0
+
+
+# --- reading the outputs back -----------------------------------------------------------
+
+
+def read_keys(bootstrap: str, topic: str, timeout: float = 300.0) -> tuple[int, int]:
+    """(records, distinct keys) in ``topic``, read to the end of every partition."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"throughput-check-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "queued.min.messages": 100_000,
+        }
+    )
+    records = 0
+    keys: set[bytes] = set()
+    try:
+        meta = consumer.list_topics(topic, timeout=15).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+        pending = set(meta.partitions)
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: partitions {sorted(pending)} not at the end")
+            for m in consumer.consume(10_000, timeout=0.5):
+                error = m.error()
+                if error is None:
+                    records += 1
+                    keys.add(m.key())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(m.partition())
+    finally:
+        consumer.close()
+    return records, len(keys)
+
+
+# --- the report -------------------------------------------------------------------------
+
+
+def _rate(system: str, result: dict) -> float | None:
+    if "error" in result:
+        return None
+    if system in ("streamer", "recipe"):
+        return result["steady"]["rows_per_s"]
+    return result["rows_per_s"]
+
+
+def _fmt(rate: float | None) -> str:
+    return "failed" if rate is None else f"{rate:,.0f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "n/a"
+
+
+def _machine() -> dict[str, str]:
+    cpu, ram = "", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.0f} GB"
+                break
+    except OSError:
+        pass
+    return {"cores": str(os.cpu_count()), "ram": ram, "cpu": cpu}
+
+
+def _commit() -> str:
+    return subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+
+
+def _shown(results: dict[str, dict]) -> list[str]:
+    """The four systems, and (c′) after (c) when it ran."""
+    order = ["streamer", "recipe", "ceiling", EXTRA, "model"]
+    return [s for s in order if s in SYSTEMS or s in results]
+
+
+def table(results: dict[str, dict], counts: dict[str, str]) -> list[str]:
+    a = _rate("streamer", results.get("streamer", {"error": "not run"}))
+    lines = [
+        "| system | rows measured | rows/s | a / system | output check |",
+        "|---|---|---|---|---|",
+    ]
+    for system in _shown(results):
+        result = results.get(system, {"error": "not run"})
+        rate = _rate(system, result)
+        if "error" in result:
+            measured = "—"
+        elif system in ("streamer", "recipe"):
+            s = result["steady"]
+            measured = f"{s['steady_rows']:,} (batches 3–{s['batches']})"
+        else:
+            measured = f"{result['rows']:,}"
+        lines.append(
+            f"| {LABELS[system]} | {measured} | **{_fmt(rate)}** | {_ratio(a, rate)} | "
+            f"{counts.get(system, '—')} |"
+        )
+    return lines
+
+
+def where_the_time_goes(results: dict[str, dict]) -> list[str]:
+    """Per-batch phases of the Spark systems, streamer's Python steps without Spark, and a
+    reading of both."""
+    lines: list[str] = []
+    spark = {
+        s: results[s] for s in ("streamer", "recipe") if "error" not in results.get(s, {"error": 1})
+    }
+    spark = {s: r for s, r in spark.items() if r["steady"].get("mean_ms")}
+    if spark:
+        lines += [
+            "Mean durationMs per steady batch (from the progress events):",
+            "",
+            "| system | rows/batch | latestOffset | queryPlanning | addBatch | walCommit "
+            "| commitOffsets | triggerExecution | gap to next trigger |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for system, result in spark.items():
+            s = result["steady"]
+            m = s["mean_ms"]
+            lines.append(
+                f"| {SHORT[system]} | {s['mean_batch_rows']:,.0f} | "
+                + " | ".join(f"{m[k]:,.0f}" for k in (*PHASES, "triggerExecution"))
+                + f" | {s['gap_ms']:,.0f} |"
+            )
+        lines.append("")
+    profile = results.get("profile", {"error": 1})
+    if "error" not in profile:
+        us = profile["us_per_row"]
+        python = sum(us[k] for k in ("read", "to_pandas", "udf", "from_pandas", "write"))
+        lines += [
+            f"streamer's own Python steps for {profile['rows']:,} events of one partition, "
+            "run in one process without Spark (`--phase profile`: the source's `read_range`, "
+            "Arrow → pandas, the scoring UDF's body, pandas → Arrow, the sink's `write`), "
+            "µs per row:",
+            "",
+            "| read | Arrow→pandas | UDF body | of which parse | of which predict "
+            "| of which output records, rest | pandas→Arrow | write | total |",
+            "|---|---|---|---|---|---|---|---|---|",
+            "| "
+            + " | ".join(
+                f"{us[k]:.1f}"
+                for k in (
+                    "read",
+                    "to_pandas",
+                    "udf",
+                    "parse",
+                    "predict",
+                    "udf_other",
+                    "from_pandas",
+                    "write",
+                )
+            )
+            + f" | {python:.1f} |",
+            "",
+        ]
+    streamer = spark.get("streamer")
+    if streamer:
+        s = streamer["steady"]
+        m = s["mean_ms"]
+        cores = os.cpu_count() or 1
+        total = m["triggerExecution"] + max(0.0, s["gap_ms"])
+        bookkeeping = total - m["addBatch"]
+        per_row_us = total * 1000.0 / s["mean_batch_rows"]
+        text = (
+            f"**Where the time goes (a).** A steady batch of {s['mean_batch_rows']:,.0f} rows "
+            f"takes {total / 1000:.2f} s wall: addBatch {m['addBatch'] / 1000:.2f} s "
+            f"({m['addBatch'] / total:.0%}); the rest, {bookkeeping / 1000:.2f} s "
+            f"({bookkeeping / total:.0%}), is the checkpoint writes (walCommit + commitOffsets "
+            f"{(m['walCommit'] + m['commitOffsets']) / 1000:.2f} s), latestOffset (the "
+            f"fetch-based end probe) {m['latestOffset'] / 1000:.2f} s, planning "
+            f"{m['queryPlanning'] / 1000:.2f} s and {max(0.0, s['gap_ms']) / 1000:.2f} s "
+            f"between triggers. So the service is bound by addBatch, the execution of the "
+            f"whole plan (Python source → scoring pandas UDF → Python Kafka sink), not by "
+            f"per-batch bookkeeping. With {cores} cores the budget is "
+            f"{per_row_us * cores:.1f} core-µs per row."
+        )
+        if "error" not in profile:
+            us = profile["us_per_row"]
+            python = sum(us[k] for k in ("read", "to_pandas", "udf", "from_pandas", "write"))
+            text += (
+                f" streamer's Python steps alone take {python:.1f} µs per row, wall time in "
+                f"one process ({python / (per_row_us * cores):.0%} of that budget): the UDF body "
+                f"{us['udf']:.1f} µs (strict JSON parsing {us['parse']:.1f}, "
+                f"predict {us['predict']:.1f}, output records and the rest "
+                f"{us['udf_other']:.1f}), the sink's write {us['write']:.1f} µs, the source's "
+                f"read {us['read']:.1f} µs (which includes waiting on broker fetches). "
+                "The remaining "
+                f"{per_row_us * cores - python:.1f} core-µs per row are spent outside streamer's "
+                "code: Spark moving each row between the JVM and three Python workers "
+                "(source reader, UDF, sink writer) through Arrow on both sides, task "
+                "scheduling, and cores left idle."
+            )
+        ceiling = results.get("ceiling", {"error": 1})
+        if "error" not in ceiling and ceiling.get("seconds_by_step") and ceiling.get("rows"):
+            per = {k: v * 1e6 / ceiling["rows"] for k, v in ceiling["seconds_by_step"].items()}
+            text += (
+                " For comparison the plain loop (c) spends per row "
+                + ", ".join(f"{k} {v:.1f} µs" for k, v in per.items())
+                + f" (wall time summed over its {ceiling['processes']} processes)."
+            )
+        lines += [text, ""]
+    return lines
+
+
+def render(
+    results: dict[str, dict],
+    counts: dict[str, str],
+    *,
+    command: str,
+    settings: dict[str, Any],
+    chart: str | None,
+    notes: Sequence[str],
+) -> str:
+    machine = _machine()
+    a = _rate("streamer", results.get("streamer", {"error": "x"}))
+    rates = {s: _rate(s, results.get(s, {"error": "x"})) for s in SYSTEMS}
+    lines = [
+        "## Throughput: streamer, the spark_udf recipe, a plain Python ceiling, the model "
+        "alone (issue 8)",
+        "",
+        f"Command: `{command}`  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}  ",
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['ram']} RAM, "
+        f"Python {platform.python_version()}, pyspark {settings['pyspark']}, "
+        f"{settings['broker']}  ",
+        f"Workload: {settings['events']:,} events preloaded into a {PARTITIONS}-partition "
+        f"topic ({settings['event_bytes']:.0f} bytes of JSON each, 24 features: 11 floats, "
+        f"6 ints, 4 categorical strings, 3 booleans, plus event_id; produced in "
+        f"{settings['preload_seconds']:.1f} s). Model: sklearn pipeline (OrdinalEncoder → "
+        f"HistGradientBoostingClassifier, 100 iterations, trained on 20k rows, test AUC "
+        f"{settings['auc']:.3f}), MLflow pyfunc returning class probabilities. Spark systems: "
+        f"local[2], maxOffsetsPerTrigger {settings['max_offsets_per_trigger']:,}; ceiling: "
+        f"{settings['processes']} processes. Threads: {settings['threads']}.",
+        "",
+        *table(results, counts),
+        "",
+        f"Ratios from this run: **a/c = {_ratio(a, rates['ceiling'])}**, "
+        f"**a/b = {_ratio(a, rates['recipe'])}**, a/d = {_ratio(a, rates['model'])}.",
+        "",
+    ]
+    if chart:
+        lines += [f"![throughput]({chart})", ""]
+    lines += [
+        "How each rate is measured: (a) and (b) steady state from the query's progress events:"
+        " the first two batches with data are dropped (start-up, Python workers, model loads),"
+        " then rows of the remaining batches / wall time from the end of batch 2 to the end "
+        "of the last batch (a batch ends at its progress timestamp + triggerExecution; gaps "
+        "between triggers count). (c) all rows / (last acknowledged produce − first consumed "
+        "batch), start-up excluded by a barrier. (d) rows / seconds of `model.predict` on "
+        "10,000-row pandas frames after a warm-up call, one process. Output check: records "
+        "and distinct keys read back from each system's output topic.",
+        "",
+        *where_the_time_goes(results),
+        *[f"- {n}" for n in notes],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def draw_chart(path: Path, results: dict[str, dict], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = _shown(results)
+    names = [LABELS[s] for s in shown]
+    rates = [_rate(s, results.get(s, {"error": "x"})) or 0.0 for s in shown]
+    palette = {
+        "streamer": "#1f77b4",
+        "recipe": "#ff7f0e",
+        "ceiling": "#2ca02c",
+        EXTRA: "#98df8a",
+        "model": "#7f7f7f",
+    }
+    colors = [palette[s] for s in shown]
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
+    bars = ax.barh(names[::-1], [r / 1000 for r in rates[::-1]], color=colors[::-1])
+    for bar, rate in zip(bars, rates[::-1]):
+        ax.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f" {rate / 1000:,.1f}k/s" if rate else " failed",
+            va="center",
+            fontsize=9,
+        )
+    ax.set_xlabel("rows per second, thousands")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(0, max(rates or [1]) / 1000 * 1.2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
+    from bench.workload import preload, train_and_register
+    from streamer.kafka.admin import create_topics
+    from streamer.kafka.broker import EmbeddedBroker
+
+    events = args.events
+    max_offsets = args.max_offsets_per_trigger or (2_000 if args.quick else 100_000)
+    recipe_events = min(args.recipe_events or events, events)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    counts: dict[str, str] = {}
+    notes: list[str] = []
+    checked = True
+    with ExitStack() as stack:
+        bootstrap = args.bootstrap_servers
+        broker = "Kafka at " + str(bootstrap)
+        if bootstrap is None:
+            bootstrap = stack.enter_context(EmbeddedBroker(log_dir=work)).bootstrap_servers
+            broker = "embedded tansu broker (in memory)"
+        log(f"throughput: work dir {work}, broker {bootstrap}")
+        name = uuid.uuid4().hex[:8]
+        topics = {
+            "input": f"tp-in-{name}",
+            "dead_letters": f"tp-dlq-{name}",
+            "scratch": f"tp-scratch-{name}",
+            "outputs": {s: f"tp-out-{s}-{name}" for s in ("streamer", "recipe", "ceiling", EXTRA)},
+        }
+        create_topics(
+            bootstrap,
+            {},
+            {
+                topics["input"]: PARTITIONS,
+                topics["dead_letters"]: 1,
+                topics["scratch"]: 1,
+                **{t: PARTITIONS for t in topics["outputs"].values()},
+            },
+        )
+        model = train_and_register(work)
+        log(f"throughput: model {model.uri} version {model.version} auc {model.auc:.3f}")
+        seconds = preload(bootstrap, topics["input"], events, PARTITIONS, seed=args.seed)
+        log(f"throughput: preloaded {events:,} events in {seconds:.1f}s")
+        from bench.workload import event_values, features
+
+        sample = event_values(features(1000, args.seed))
+        spec = {
+            "work": str(work),
+            "bootstrap": bootstrap,
+            **topics,
+            "events": events,
+            "recipe_events": recipe_events,
+            "max_offsets_per_trigger": max_offsets,
+            "model_uri": model.uri,
+            "tracking_uri": model.tracking_uri,
+            "model_path": model.local_path,
+            "model_version": model.version,
+            "processes": args.processes,
+            "omp_threads": args.omp_threads or None,
+            "model_frames": 10 if args.quick else 30,
+            "profile_rows": 5_000 if args.quick else 50_000,
+        }
+        timeout = args.phase_timeout or (600 + events / 1000)
+        runs = [*systems, EXTRA] if args.omp_threads and "ceiling" in systems else systems
+        for system in runs:
+            log(f"throughput: running {system} (timeout {timeout:.0f}s)")
+            phase = {**spec, "timeout": timeout - 120}
+            if system == EXTRA:
+                phase["omp_threads"] = None
+            result = run_phase(system, phase, timeout, log)
+            if "progress" in result:
+                result["steady"] = steady_state(result["progress"])
+            results[system] = result
+            if "error" in result:
+                log(f"throughput: {system} FAILED: {result['error']}")
+            else:
+                log(f"throughput: {system} {_fmt(_rate(system, result))} rows/s")
+        if args.profile:
+            log("throughput: profiling streamer's Python steps without Spark")
+            result = run_phase("profile", {**spec, "timeout": 480}, 600, log)
+            results["profile"] = result
+            if "error" in result:
+                log(f"throughput: profile FAILED: {result['error']}")
+        for system, topic in topics["outputs"].items():
+            if system not in results or "error" in results[system]:
+                continue
+            expected = events
+            if system == "recipe":
+                expected = results[system]["steady"]["rows_total"]
+            records, distinct = read_keys(bootstrap, topic)
+            results[system]["output"] = {
+                "records": records,
+                "distinct_keys": distinct,
+                "expected": expected,
+            }
+            ok = records == distinct == expected
+            if system == "recipe" and recipe_events < events:
+                # Stopped mid-stream: a batch cut short by the stop may have written some.
+                ok = records >= distinct >= expected
+            checked = checked and ok
+            counts[system] = f"{records:,} records, {distinct:,} keys" + ("" if ok else " ✗")
+        if "streamer" in results and "error" not in results["streamer"]:
+            dead, _ = read_keys(bootstrap, topics["dead_letters"])
+            results["streamer"]["dead_letters"] = dead
+            checked = checked and dead == 0
+            counts["streamer"] += f", {dead} dead letters"
+    if recipe_events < events:
+        notes.append(
+            f"(b) was capped at {recipe_events:,} events (`--recipe-events`): it stops after "
+            "the first batch that reaches the cap; its rate is the steady state of those batches."
+        )
+    notes.append(
+        "(b) reads and writes Kafka through streamer's Python data source "
+        "(`PythonKafkaBackend.read_stream` / `write_stream`), because the JVM Kafka connector "
+        "jar (spark-sql-kafka-0-10) is absent here; both Spark systems share the same source "
+        "and sink, so a/b compares the scoring paths, not the connectors."
+    )
+    notes.append(
+        "(b)'s spark_udf uses the default env manager (`local`); in local mode MLflow loads "
+        "the model in every task of every batch, which is part of the recipe's cost."
+    )
+    for system in systems:
+        result = results.get(system, {})
+        if "steady" in result and result["steady"].get("first_batches_ms"):
+            first = ", ".join(f"{ms / 1000:.1f} s" for ms in result["steady"]["first_batches_ms"])
+            notes.append(
+                f"({SHORT[system]}) start-up to query start {result['startup_seconds']:.0f} s; "
+                f"first two batches (dropped): {first}."
+            )
+    results_path = Path(args.results).resolve()
+    chart = Path(args.chart).resolve() if args.chart else results_path.with_name("throughput.png")
+    settings = {
+        "events": events,
+        "event_bytes": sum(map(len, sample)) / len(sample),
+        "preload_seconds": seconds,
+        "auc": model.auc,
+        "max_offsets_per_trigger": max_offsets,
+        "processes": spec["processes"] or os.cpu_count(),
+        "broker": broker,
+        "threads": (
+            f"OMP_NUM_THREADS={args.omp_threads} in every system's processes (Spark's Python "
+            "workers inherit it); (c′) repeats (c) with the libraries' default, one OpenMP "
+            "thread per core in each process"
+            if args.omp_threads
+            else "the libraries' defaults (OMP_NUM_THREADS unset: one OpenMP thread per core "
+            "in every process)"
+        ),
+        "pyspark": _pyspark_version(),
+    }
+    a = _rate("streamer", results.get("streamer", {"error": "x"}))
+    draw_chart(
+        chart,
+        results,
+        f"{events:,} events, {PARTITIONS} partitions, {os.cpu_count()} cores; "
+        f"a/c = {_ratio(a, _rate('ceiling', results.get('ceiling', {'error': 'x'})))}, "
+        f"a/b = {_ratio(a, _rate('recipe', results.get('recipe', {'error': 'x'})))}",
+    )
+    rel = os.path.relpath(chart, results_path.parent)
+    section = render(results, counts, command=command, settings=settings, chart=rel, notes=notes)
+    write_results(section, MARKER, results_path)
+    (work / "summary.json").write_text(json.dumps(results, indent=2, default=str))
+    print("\n".join(table(results, counts)))
+    print(
+        f"ratios: a/c={_ratio(a, _rate('ceiling', results.get('ceiling', {'error': 'x'})))} "
+        f"a/b={_ratio(a, _rate('recipe', results.get('recipe', {'error': 'x'})))} "
+        f"a/d={_ratio(a, _rate('model', results.get('model', {'error': 'x'})))}"
+    )
+    return {"results": results, "checked": checked, "work": str(work), "chart": str(chart)}
+
+
+def _pyspark_version() -> str:
+    from importlib.metadata import version
+
+    return version("pyspark")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=None, help="default 1,000,000 (quick 20,000)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny run: 20,000 events unless --events, batches of 2,000, fewer model frames",
+    )
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
+    parser.add_argument(
+        "--recipe-events", type=int, default=None, help="cap (b) at this many events"
+    )
+    parser.add_argument("--processes", type=int, default=os.cpu_count(), help="for (c)")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--omp-threads",
+        type=int,
+        default=1,
+        help="OMP_NUM_THREADS for every system (0: the libraries' default, one thread per "
+        "core in every process); with a value, (c) also runs once with the default",
+    )
+    parser.add_argument("--work-dir", default=".streamer-bench/throughput")
+    parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument("--results", default=str(BENCH / "RESULTS.md"))
+    parser.add_argument("--chart", default=None, help="default: throughput.png beside --results")
+    parser.add_argument("--phase-timeout", type=float, default=None, help="seconds per system")
+    parser.add_argument(
+        "--no-profile",
+        dest="profile",
+        action="store_false",
+        help="skip timing streamer's Python steps without Spark (for 'where the time goes')",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--phase", choices=sorted(_PHASE_FUNCTIONS), help=argparse.SUPPRESS)
+    parser.add_argument("--spec", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.events is None:
+        args.events = 20_000 if args.quick else 1_000_000
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.phase:
+        return _phase_main(args.phase, args.spec)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = " ".join(["python -m bench.throughput", *words]).strip()
+    report = run(args, command)
+    results = report["results"]
+    ok = all(
+        "error" not in results.get(s, {"error": "x"}) and _rate(s, results[s])
+        for s in args.systems.split(",")
+    )
+    return 0 if ok and report["checked"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
