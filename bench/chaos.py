@@ -119,7 +119,7 @@ def _query_starts(log: Path) -> int:
         return 0
 
 
-def _consumed(store: FileStore, topic: str) -> int:
+def consumed(store: FileStore, topic: str) -> int:
     """Events consumed so far, by the persisted position (every partition starts at 0)."""
     try:
         stored = store.load()
@@ -229,7 +229,7 @@ def run_chaos(
         else:
             before = _persisted_batch(store)
             while _persisted_batch(store) <= before and process.poll() is None:
-                if produced.is_set() and _consumed(store, topics["in"]) >= len(events):
+                if produced.is_set() and consumed(store, topics["in"]) >= len(events):
                     break  # caught up: nothing left to make progress on
                 if time.monotonic() - launched > 180:
                     raise RuntimeError(f"no progress within 180s; see {service_log}")
@@ -254,7 +254,7 @@ def run_chaos(
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"final run exited with {process.returncode}")
-            if produced.is_set() and _consumed(store, topics["in"]) >= len(events):
+            if produced.is_set() and consumed(store, topics["in"]) >= len(events):
                 break
             time.sleep(0.5)
         process.send_signal(signal.SIGTERM)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from bench.chaos import read_sources, start_service, write_config, write_results
+from bench.chaos import consumed, read_sources, start_service, write_config, write_results
 from streamer.kafka.admin import create_topics
 from streamer.offsets.stores import FileStore
 
@@ -278,7 +278,7 @@ def run_switches(
         report.events = producer.count
         _wait(
             "final drain",
-            lambda: _consumed(store, topics["in"]) >= producer.count,
+            lambda: consumed(store, topics["in"]) >= producer.count,
             300,
             process,
         )
@@ -297,14 +297,6 @@ def run_switches(
         switch.gap_seconds = _gap(switch, sources)
     report.seconds = time.monotonic() - started
     return report
-
-
-def _consumed(store: FileStore, topic: str) -> int:
-    try:
-        stored = store.load()
-    except Exception:
-        return 0
-    return sum(stored.offsets.get(topic, {}).values()) if stored else 0
 
 
 def _gap(switch: Switch, sources: Sequence[tuple[int, int, int]]) -> float | None:

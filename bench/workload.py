@@ -25,22 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from streamer.synthetic import MERCHANT_CATEGORIES
+
 MODEL_NAME = "throughput-model"
 MODEL_ALIAS = "bench"
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
-    "merchant_category": (
-        "grocery",
-        "restaurant",
-        "fuel",
-        "travel",
-        "electronics",
-        "online_retail",
-        "jewelry",
-        "gaming",
-        "pharmacy",
-        "utilities",
-    ),
+    "merchant_category": MERCHANT_CATEGORIES,
     "channel": ("pos", "web", "app", "atm", "phone"),
     "country": ("US", "GB", "DE", "FR", "NL", "ES", "IT", "BR", "IN", "NG", "CN", "JP"),
     "card_type": ("debit", "credit", "prepaid", "corporate"),
