@@ -29,16 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.workload import BOOLS, FEATURES, FLOATS, INTS, STRINGS
-
-PRODUCER = {
-    # The same settings as streamer's Python Kafka sink.
-    "acks": "all",
-    "enable.idempotence": True,
-    "linger.ms": 5,
-    "batch.size": 1_000_000,
-    "compression.type": "lz4",
-    "queue.buffering.max.messages": 1_000_000,
-}
+from streamer.kafka.pysource import PRODUCER_DEFAULTS as PRODUCER  # what the sink uses
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:

@@ -210,8 +210,6 @@ def train_and_register(
     register it as ``throughput-model@bench`` in ``<work_dir>/mlflow.db``, and download a copy
     to ``<work_dir>/model``."""
     import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -219,7 +217,7 @@ def train_and_register(
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    from streamer.train import use_experiment
+    from streamer.train import log_classifier
 
     work_dir.mkdir(parents=True, exist_ok=True)
     tracking_uri = f"sqlite:///{work_dir / 'mlflow.db'}"
@@ -255,21 +253,15 @@ def train_and_register(
         ]
     ).fit(X_train, y_train)
     auc = float(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
-    use_experiment("streamer-throughput", str(work_dir / "artifacts"))
-    with mlflow.start_run(run_name=MODEL_NAME):
-        mlflow.log_metric("test_auc", auc)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(X_train.head(100), model.predict_proba(X_train.head(100))),
-            input_example=X_train.head(5),
-            serialization_format="cloudpickle",
-            pyfunc_predict_fn="predict_proba",
-            registered_model_name=MODEL_NAME,
-        )
-    version = str(info.registered_model_version)
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    client.set_registered_model_alias(MODEL_NAME, MODEL_ALIAS, version)
+    version = log_classifier(
+        model,
+        X_train,
+        auc=auc,
+        name=MODEL_NAME,
+        alias=MODEL_ALIAS,
+        experiment="streamer-throughput",
+        artifact_root=str(work_dir / "artifacts"),
+    )
     local = work_dir / "model"
     with contextlib.suppress(FileNotFoundError):
         import shutil

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from streamer.synthetic import FEATURES, transactions
 
@@ -32,6 +33,39 @@ class TrainedModel:
     auc: float
 
 
+def log_classifier(
+    model: Any,
+    X_train: Any,
+    *,
+    auc: float,
+    name: str,
+    alias: str,
+    experiment: str,
+    artifact_root: str | None,
+) -> str:
+    """Log a fitted sklearn classifier as a pyfunc returning class probabilities (signature
+    and input example from ``X_train``), register it as ``name@alias``; its version."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    use_experiment(experiment, artifact_root)
+    with mlflow.start_run(run_name=name):
+        mlflow.log_metric("test_auc", auc)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X_train.head(100), model.predict_proba(X_train.head(100))),
+            input_example=X_train.head(5),
+            serialization_format="cloudpickle",
+            pyfunc_predict_fn="predict_proba",
+            registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+    return version
+
+
 def train_and_register(
     tracking_uri: str | None,
     *,
@@ -43,8 +77,6 @@ def train_and_register(
 ) -> TrainedModel:
     """Train, log and register. ``artifact_root`` keeps artifacts out of ``./mlruns``."""
     import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -79,20 +111,15 @@ def train_and_register(
         ]
     ).fit(X_train, y_train)
     auc = float(roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]))
-    use_experiment("streamer-fraud", artifact_root)
-    with mlflow.start_run(run_name="fraud-detector"):
-        mlflow.log_metric("test_auc", auc)
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(X_train.head(100), model.predict_proba(X_train.head(100))),
-            input_example=X_train.head(5),
-            serialization_format="cloudpickle",
-            pyfunc_predict_fn="predict_proba",
-            registered_model_name=name,
-        )
-    version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_registered_model_alias(name, alias, version)
+    version = log_classifier(
+        model,
+        X_train,
+        auc=auc,
+        name=name,
+        alias=alias,
+        experiment="streamer-fraud",
+        artifact_root=artifact_root,
+    )
     log.info(
         'model registered name="%s" version="%s" alias="%s" auc="%.3f"', name, version, alias, auc
     )
