@@ -10,6 +10,13 @@ confluent-kafka → ``pyarrow.json.read_json`` on the newline-joined values → 
 event id. A process stops when its partitions reach the end offsets read before the start
 (with the fetch-based probe on tansu, whose ListOffsets under-reports the end).
 
+``run_ceiling(..., until=callable)`` runs until stopped instead, for input that is still being
+produced (``bench/latency.py``): the processes follow the topic from its current start, and
+stop at the end offsets ``until()`` returns; it is called in a thread once the processes are
+started and may block for as long as the input keeps coming. ``wait`` bounds how long one
+``consume`` call waits to fill a batch (librdkafka returns early only when the batch is full),
+so a latency run passes a few milliseconds rather than the default half second.
+
 Rate = total rows / (the last process's last acknowledged produce − the first process's
 first consumed batch), wall clock. Processes load the model and connect before a barrier,
 so start-up is outside the window.
@@ -18,14 +25,17 @@ so start-up is outside the window.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import math
 import multiprocessing as mp
 import os
 import queue
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench.workload import BOOLS, FEATURES, FLOATS, INTS, STRINGS
@@ -71,6 +81,8 @@ def _worker(
     barrier: Any,
     results: Any,
     timeout: float,
+    stop: Any = None,
+    wait: float = 0.5,
 ) -> None:
     try:
         results.put(
@@ -85,6 +97,8 @@ def _worker(
                 batch_size,
                 barrier,
                 timeout,
+                stop,
+                wait,
             )
         )
     except BaseException as exc:
@@ -102,7 +116,11 @@ def _work(
     batch_size: int,
     barrier: Any,
     timeout: float,
+    stop: Any = None,
+    wait: float = 0.5,
 ) -> dict[str, Any]:
+    """One process's loop; with a ``stop`` queue, it follows its partitions until the queue
+    delivers their end offsets."""
     import mlflow.pyfunc
     import numpy as np
     import pyarrow.json as pj
@@ -126,9 +144,12 @@ def _work(
         if error is not None:
             failures.append(str(error))
 
-    ends = {p: end for p, _, end in assignment}
+    ends: dict[int, float] = {p: end for p, _, end in assignment}
     position = {p: start for p, start, _ in assignment}
     pending = {p for p, start, end in assignment if end > start}
+    if stop is not None:
+        ends = dict.fromkeys(ends, math.inf)
+        pending = set(ends)
     consumer.assign([TopicPartition(input_topic, p, start) for p, start, _ in assignment])
     # Connect both clients before the barrier, so that is not timed either.
     consumer.list_topics(input_topic, timeout=10)
@@ -142,9 +163,14 @@ def _work(
     while pending:
         if time.monotonic() > deadline:
             raise TimeoutError(f"ceiling worker {index}: partitions {sorted(pending)} not drained")
+        if stop is not None and math.inf in ends.values():
+            with contextlib.suppress(queue.Empty):
+                given = stop.get_nowait()
+                ends = {p: given[p] for p in ends}
+                pending = {p for p in pending if position[p] < ends[p]}
         called = time.time()
         t0 = time.perf_counter()
-        messages = consumer.consume(batch_size, timeout=0.5)
+        messages = consumer.consume(batch_size, timeout=wait)
         if messages and first is None:
             first = called  # the window opens when the call that got the first batch began
         values: list[bytes] = []
@@ -221,8 +247,14 @@ def run_ceiling(
     processes: int | None = None,
     batch_size: int = 10_000,
     timeout: float = 600.0,
+    until: Callable[[], Mapping[int, int]] | None = None,
+    wait: float = 0.5,
 ) -> dict[str, Any]:
-    """Drain ``input_topic`` with ``processes`` plain Python loops; the measured rate."""
+    """Drain ``input_topic`` with ``processes`` plain Python loops; the measured rate.
+
+    With ``until``, follow the topic from its current start up to the end offsets (by
+    partition) that ``until()`` returns; see the module docstring. ``timeout`` bounds each
+    process's run after start-up, following included."""
     ranges = end_offsets(bootstrap, input_topic)
     partitions = sorted(ranges)
     n = max(1, min(processes or os.cpu_count() or 1, len(partitions)))
@@ -232,6 +264,7 @@ def run_ceiling(
     context = mp.get_context("spawn")
     barrier = context.Barrier(n)
     results = context.Queue()
+    stops = [context.Queue() if until else None for _ in range(n)]
     workers = [
         context.Process(
             target=_worker,
@@ -247,6 +280,8 @@ def run_ceiling(
                 barrier,
                 results,
                 timeout,
+                stops[i],
+                wait,
             ),
             daemon=True,
         )
@@ -254,6 +289,22 @@ def run_ceiling(
     ]
     for w in workers:
         w.start()
+    failed: list[BaseException] = []
+    if until is not None:
+
+        def finish() -> None:
+            try:
+                given = until()
+                ends = {p: given[p] for p in ranges}
+            except BaseException as exc:
+                failed.append(exc)
+                ends = {p: start for p, (start, _) in ranges.items()}  # stops them all
+            for p, (start, _) in ranges.items():
+                ranges[p] = (start, ends[p])
+            for stop in stops:
+                stop.put(ends)
+
+        threading.Thread(target=finish, name="ceiling-until", daemon=True).start()
     reports: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout + 180  # start-up (imports, model load) on top
     try:
@@ -278,6 +329,8 @@ def run_ceiling(
             if w.is_alive():
                 w.kill()
                 w.join(timeout=10)
+    if failed:
+        raise RuntimeError(f"ceiling: until() failed: {failed[0]}") from failed[0]
     rows = sum(r["rows"] for r in reports)
     starts = [r["first"] for r in reports if r["first"] is not None]
     seconds = max(r["last"] for r in reports) - min(starts) if starts else 0.0

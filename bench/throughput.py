@@ -52,24 +52,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script, python bench/throughput.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from bench.chaos import write_results
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-SYSTEMS = ("streamer", "recipe", "ceiling", "model")
+SYSTEMS = ("streamer", "streamer_udf", "recipe", "ceiling", "model")
+SPARK_SYSTEMS = ("streamer", "streamer_udf", "recipe")
 EXTRA = "ceiling_default"
 """(c) again with each library's default thread count, run when ``--omp-threads`` is set."""
 LABELS = {
     "streamer": "(a) streamer service",
+    "streamer_udf": "(a′) streamer, kafka.score_in_source off (source ▸ UDF ▸ sink)",
     "recipe": "(b) recipe: spark_udf + json_normalize",
     "ceiling": "(c) ceiling: plain Python loop",
     "model": "(d) model.predict alone",
     EXTRA: "(c′) ceiling, library-default OpenMP threads",
 }
-SHORT = {"streamer": "a", "recipe": "b", "ceiling": "c", "model": "d", EXTRA: "c′"}
+SHORT = {
+    "streamer": "a",
+    "streamer_udf": "a′",
+    "recipe": "b",
+    "ceiling": "c",
+    "model": "d",
+    EXTRA: "c′",
+}
 PHASES = ("latestOffset", "queryPlanning", "addBatch", "walCommit", "commitOffsets")
 PARTITIONS = 4
 SKIP_BATCHES = 2
+PROFILE_STEPS = ("read", "score", "produce")
 MARKER = "throughput"
 
 
@@ -145,21 +158,23 @@ def steady_state(progress: Sequence[dict], skip: int = SKIP_BATCHES) -> dict[str
 # --- the phases, each run in its own process ---------------------------------------------
 
 
-def _phase_streamer(spec: dict) -> dict:
+def _phase_streamer(spec: dict, name: str = "streamer") -> dict:
+    """The service; ``streamer_udf`` runs it with ``kafka.score_in_source`` off."""
     from bench.chaos import write_config
     from streamer.config import load_config
     from streamer.logs import configure_logging
     from streamer.service import Service
 
     configure_logging("INFO", "text")
-    work = Path(spec["work"]) / "streamer"
+    work = Path(spec["work"]) / name
     work.mkdir(parents=True, exist_ok=True)
     path = write_config(
         work,
         spec["bootstrap"],
-        {"in": spec["input"], "out": spec["outputs"]["streamer"], "dlq": spec["dead_letters"]},
+        {"in": spec["input"], "out": spec["outputs"][name], "dlq": spec["dead_letters"]},
         (spec["model_uri"], spec["tracking_uri"]),
         spec["max_offsets_per_trigger"],
+        kafka={"score_in_source": name == "streamer"},
     )
     config = load_config(path, env={})
     started = time.monotonic()
@@ -228,22 +243,17 @@ def _phase_model(spec: dict) -> dict:
 
 
 def _phase_profile(spec: dict) -> dict:
-    """streamer's own Python code for one batch, without Spark, timed step by step: the
-    source's ``read_range``, Arrow → pandas, the scoring UDF's body (parse, predict, output
-    records), pandas → Arrow, the sink's ``write``. Same model, same events, one process."""
+    """streamer's own Python code for one partition range, without Spark, timed step by
+    step as the source task runs it (``kafka.score_in_source``): the source's
+    ``read_chunks``, the scorer (parse, predict, output records), the producer. Same model,
+    same events, one process."""
     import mlflow.pyfunc
-    import pyarrow as pa
+    import numpy as np
 
-    from streamer.kafka.pysource import (
-        KafkaInputPartition,
-        KafkaStreamWriter,
-        _worker_consumer,
-        read_range,
-    )
+    from streamer.kafka.pysource import Delivery, KafkaInputPartition, _worker_consumer, read_chunks
     from streamer.scoring import cache
     from streamer.scoring.model import resolve_model
-    from streamer.scoring.parse import RecordParser
-    from streamer.scoring.udf import ScoringSettings, make_scoring_udf, predict_isolating
+    from streamer.scoring.udf import Scorer, ScoringSettings, predict_isolating
 
     work = Path(spec["work"]) / "profile"
     work.mkdir(parents=True, exist_ok=True)
@@ -252,16 +262,10 @@ def _phase_profile(spec: dict) -> dict:
     )
     model = mlflow.pyfunc.load_model(model_spec.local_path)
     cache._models[model_spec.ship_name] = model  # what SparkFiles + get_model would load
-    settings = ScoringSettings(spec["outputs"]["streamer"], spec["dead_letters"], 1_048_576)
-    score = make_scoring_udf(model_spec, settings).func
-    parser = RecordParser(model_spec.input_schema, settings.max_record_bytes)
+    scorer = Scorer(model_spec, ScoringSettings(spec["scratch"], spec["dead_letters"], 1_048_576))
     consumer = _worker_consumer(spec["bootstrap"], {})
-    writer = KafkaStreamWriter({"kafka.bootstrap.servers": spec["bootstrap"]})
     rows = min(spec["profile_rows"], spec["events"] // PARTITIONS)
-    scratch = spec["scratch"]
-    spent = dict.fromkeys(
-        ("read", "to_pandas", "parse", "predict", "udf", "from_pandas", "write"), 0.0
-    )
+    spent = dict.fromkeys(("read", "parse", "predict", "score", "produce"), 0.0)
 
     def timed(step: str, call: Any) -> Any:
         started = time.perf_counter()
@@ -273,33 +277,31 @@ def _phase_profile(spec: dict) -> dict:
         for step in spent:
             spent[step] = 0.0
         part = KafkaInputPartition(spec["input"], rep % PARTITIONS, 0, rows)
-        batches = timed("read", lambda p=part: list(read_range(consumer, p, 120.0)))
-        frames = [timed("to_pandas", b.to_pandas) for b in batches]
-        outputs = []
-        for f in frames:
-            values = f["value"].tolist()
-            parsed = timed("parse", lambda v=values: parser.parse(v))
+        chunks = timed("read", lambda p=part: list(read_chunks(consumer, p, 120.0)))
+        delivery = Delivery(spec["bootstrap"], {}, 120.0)
+        for keys, values, offsets, stamps in chunks:
+            parsed = timed("parse", lambda v=values: scorer.parser.parse(v))
             timed("predict", lambda p=parsed: predict_isolating(model, p.frame))
-            columns = (f[c] for c in ("key", "value", "topic", "partition", "offset", "timestamp"))
-            outputs += timed("udf", lambda c=tuple(columns): list(score(iter([c]))))
-        arrow = [
-            timed(
-                "from_pandas",
-                lambda o=o: pa.RecordBatch.from_pandas(
-                    o[["topic", "key", "value"]].assign(topic=scratch), preserve_index=False
+            n = len(offsets)
+            columns = timed(
+                "score",
+                lambda k=keys, v=values, o=offsets, t=stamps, n=n, p=part.partition: scorer.score(
+                    k, v, [spec["input"]] * n, [p] * n, o, np.asarray(t, float)
                 ),
             )
-            for o in outputs
-        ]
-        timed("write", lambda a=arrow: writer.write(iter(a)))
+            timed(
+                "produce",
+                lambda c=columns, d=delivery: d.produce(c["topic"], c["key"], c["value"]),
+            )
+        timed("produce", delivery.finish)
     consumer.close()
     per_row = {k: v * 1e6 / rows for k, v in spent.items()}
-    per_row["udf_other"] = per_row["udf"] - per_row["parse"] - per_row["predict"]
     return {"rows": rows, "us_per_row": per_row}
 
 
 _PHASE_FUNCTIONS = {
     "streamer": _phase_streamer,
+    "streamer_udf": lambda spec: _phase_streamer(spec, "streamer_udf"),
     "recipe": _phase_recipe,
     "ceiling": _phase_ceiling,
     EXTRA: lambda spec: _phase_ceiling(spec, EXTRA),
@@ -418,13 +420,13 @@ def read_keys(bootstrap: str, topic: str, timeout: float = 300.0) -> tuple[int, 
 def _rate(system: str, result: dict) -> float | None:
     if "error" in result:
         return None
-    if system in ("streamer", "recipe"):
+    if system in SPARK_SYSTEMS:
         return result["steady"]["rows_per_s"]
     return result["rows_per_s"]
 
 
 def _fmt(rate: float | None) -> str:
-    return "failed" if rate is None else f"{rate:,.0f}"
+    return "failed or not run" if rate is None else f"{rate:,.0f}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -455,7 +457,7 @@ def _commit() -> str:
 
 def _shown(results: dict[str, dict]) -> list[str]:
     """The four systems, and (c′) after (c) when it ran."""
-    order = ["streamer", "recipe", "ceiling", EXTRA, "model"]
+    order = ["streamer", "streamer_udf", "recipe", "ceiling", EXTRA, "model"]
     return [s for s in order if s in SYSTEMS or s in results]
 
 
@@ -470,7 +472,7 @@ def table(results: dict[str, dict], counts: dict[str, str]) -> list[str]:
         rate = _rate(system, result)
         if "error" in result:
             measured = "—"
-        elif system in ("streamer", "recipe"):
+        elif system in SPARK_SYSTEMS:
             s = result["steady"]
             measured = f"{s['steady_rows']:,} (batches 3–{s['batches']})"
         else:
@@ -486,9 +488,7 @@ def where_the_time_goes(results: dict[str, dict]) -> list[str]:
     """Per-batch phases of the Spark systems, streamer's Python steps without Spark, and a
     reading of both."""
     lines: list[str] = []
-    spark = {
-        s: results[s] for s in ("streamer", "recipe") if "error" not in results.get(s, {"error": 1})
-    }
+    spark = {s: results[s] for s in SPARK_SYSTEMS if "error" not in results.get(s, {"error": 1})}
     spark = {s: r for s, r in spark.items() if r["steady"].get("mean_ms")}
     if spark:
         lines += [
@@ -510,30 +510,17 @@ def where_the_time_goes(results: dict[str, dict]) -> list[str]:
     profile = results.get("profile", {"error": 1})
     if "error" not in profile:
         us = profile["us_per_row"]
-        python = sum(us[k] for k in ("read", "to_pandas", "udf", "from_pandas", "write"))
+        python = sum(us[k] for k in PROFILE_STEPS)
         lines += [
             f"streamer's own Python steps for {profile['rows']:,} events of one partition, "
-            "run in one process without Spark (`--phase profile`: the source's `read_range`, "
-            "Arrow → pandas, the scoring UDF's body, pandas → Arrow, the sink's `write`), "
-            "µs per row:",
+            "run in one process without Spark as one source task runs them (`--phase "
+            "profile`: `read_chunks`, `Scorer.score`, `Delivery.produce` + `finish`), µs per "
+            "row:",
             "",
-            "| read | Arrow→pandas | UDF body | of which parse | of which predict "
-            "| of which output records, rest | pandas→Arrow | write | total |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| read | score | parse (timed alone) | predict (timed alone) | produce | total |",
+            "|---|---|---|---|---|---|",
             "| "
-            + " | ".join(
-                f"{us[k]:.1f}"
-                for k in (
-                    "read",
-                    "to_pandas",
-                    "udf",
-                    "parse",
-                    "predict",
-                    "udf_other",
-                    "from_pandas",
-                    "write",
-                )
-            )
+            + " | ".join(f"{us[k]:.1f}" for k in ("read", "score", "parse", "predict", "produce"))
             + f" | {python:.1f} |",
             "",
         ]
@@ -553,26 +540,24 @@ def where_the_time_goes(results: dict[str, dict]) -> list[str]:
             f"{(m['walCommit'] + m['commitOffsets']) / 1000:.2f} s), latestOffset (the "
             f"fetch-based end probe) {m['latestOffset'] / 1000:.2f} s, planning "
             f"{m['queryPlanning'] / 1000:.2f} s and {max(0.0, s['gap_ms']) / 1000:.2f} s "
-            f"between triggers. So the service is bound by addBatch, the execution of the "
-            f"whole plan (Python source → scoring pandas UDF → Python Kafka sink), not by "
-            f"per-batch bookkeeping. With {cores} cores the budget is "
-            f"{per_row_us * cores:.1f} core-µs per row."
+            f"between triggers. So the service is bound by addBatch, the source tasks that "
+            f"read, score and produce, not by per-batch bookkeeping. With {cores} cores the "
+            f"budget is {per_row_us * cores:.1f} core-µs per row."
         )
         if "error" not in profile:
             us = profile["us_per_row"]
-            python = sum(us[k] for k in ("read", "to_pandas", "udf", "from_pandas", "write"))
+            python = sum(us[k] for k in PROFILE_STEPS)
             text += (
                 f" streamer's Python steps alone take {python:.1f} µs per row, wall time in "
-                f"one process ({python / (per_row_us * cores):.0%} of that budget): the UDF body "
-                f"{us['udf']:.1f} µs (strict JSON parsing {us['parse']:.1f}, "
-                f"predict {us['predict']:.1f}, output records and the rest "
-                f"{us['udf_other']:.1f}), the sink's write {us['write']:.1f} µs, the source's "
-                f"read {us['read']:.1f} µs (which includes waiting on broker fetches). "
-                "The remaining "
-                f"{per_row_us * cores - python:.1f} core-µs per row are spent outside streamer's "
-                "code: Spark moving each row between the JVM and three Python workers "
-                "(source reader, UDF, sink writer) through Arrow on both sides, task "
-                "scheduling, and cores left idle."
+                f"one process with the machine to itself ({python / (per_row_us * cores):.0%} "
+                f"of that budget): scoring {us['score']:.1f} µs (strict JSON parsing "
+                f"{us['parse']:.1f} and predict {us['predict']:.1f}, each timed in its own "
+                f"call on the same chunks, so the parts need not add up), producing "
+                f"{us['produce']:.1f} µs, reading "
+                f"{us['read']:.1f} µs. The remaining {per_row_us * cores - python:.1f} core-µs "
+                "per row go to two processes sharing two cores with the JVM and the broker "
+                "(each step runs slower than alone), Arrow batches of the observed columns to "
+                "the JVM, task scheduling, and cores left idle."
             )
         ceiling = results.get("ceiling", {"error": 1})
         if "error" not in ceiling and ceiling.get("seconds_by_step") and ceiling.get("rows"):
@@ -619,7 +604,9 @@ def render(
         *table(results, counts),
         "",
         f"Ratios from this run: **a/c = {_ratio(a, rates['ceiling'])}**, "
-        f"**a/b = {_ratio(a, rates['recipe'])}**, a/d = {_ratio(a, rates['model'])}.",
+        f"**a/b = {_ratio(a, rates['recipe'])}**, a/d = {_ratio(a, rates['model'])}, "
+        f"a/a′ = {_ratio(a, rates['streamer_udf'])} (scoring in the source against the "
+        "three-stage plan).",
         "",
     ]
     if chart:
@@ -652,6 +639,7 @@ def draw_chart(path: Path, results: dict[str, dict], title: str) -> None:
     rates = [_rate(s, results.get(s, {"error": "x"})) or 0.0 for s in shown]
     palette = {
         "streamer": "#1f77b4",
+        "streamer_udf": "#aec7e8",
         "recipe": "#ff7f0e",
         "ceiling": "#2ca02c",
         EXTRA: "#98df8a",
@@ -706,7 +694,10 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
             "input": f"tp-in-{name}",
             "dead_letters": f"tp-dlq-{name}",
             "scratch": f"tp-scratch-{name}",
-            "outputs": {s: f"tp-out-{s}-{name}" for s in ("streamer", "recipe", "ceiling", EXTRA)},
+            "outputs": {
+                s: f"tp-out-{s}-{name}".replace("_", "-")
+                for s in ("streamer", "streamer_udf", "recipe", "ceiling", EXTRA)
+            },
         }
         create_topics(
             bootstrap,

@@ -110,6 +110,7 @@ class KafkaConfig:
     client: FrozenMap = field(default_factory=FrozenMap)
     end_offsets: str = "auto"
     starting_offsets: str = "earliest"
+    score_in_source: bool = True
 
 
 @dataclass(frozen=True)

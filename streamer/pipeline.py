@@ -1,12 +1,18 @@
 """The data path, top to bottom: source → parse + score → sink, with the listener beside it.
 
+    jvm backend:
     Kafka ──backend.read_stream──▶ key, value, topic, partition, offset, timestamp
           ──scoring UDF──────────▶ topic (output or dead-letter), key, value, reason, ...
           ──observe──────────────▶ per-batch counts for RunStats
           ──backend.write_stream─▶ Kafka
 
-Parsing and scoring share one pandas UDF, so a row crosses the JVM/Python boundary once
-on its way from source to sink, and good and bad records leave through the same sink.
+    python backend (``kafka.score_in_source``):
+    Kafka ──read_stream(scorer)──▶ read ▸ parse ▸ score ▸ produce to Kafka, in one task
+          ──observe──────────────▶ per-batch counts for RunStats
+          ──write_stream(noop)───▶ nothing: the records are already in Kafka
+
+Good and bad records leave through the same producer. On the python path no record
+crosses between Python and the JVM; only the observed columns do.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from streamer.kafka import SOURCE_COLUMNS, KafkaBackend
 from streamer.offsets import Offsets
 from streamer.scoring.model import ModelSpec
 from streamer.scoring.schema import sample_value
-from streamer.scoring.udf import ScoringSettings, make_scoring_udf
+from streamer.scoring.udf import Scorer, ScoringSettings, make_scoring_udf
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +52,30 @@ class StreamSettings:
     fence_file: str | None = None
 
 
-def scored_stream(source: DataFrame, spec: ModelSpec, scoring: ScoringSettings) -> DataFrame:
-    """Source rows → one output or dead-letter row each, observed, ready for the sink."""
-    udf = make_scoring_udf(spec, scoring)
-    scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
+def read_scored(
+    spark: SparkSession,
+    backend: KafkaBackend,
+    spec: ModelSpec,
+    scoring: ScoringSettings,
+    *,
+    dry_run: bool = False,
+    **read: Any,
+) -> DataFrame:
+    """Source rows → one output or dead-letter row each, observed, ready for the sink.
+
+    A backend that scores in its source (the python one, unless ``kafka.score_in_source``
+    is off) reads, parses, scores and produces each record in one task, and the rows
+    reaching the JVM carry only the observed columns (write them with ``produced=True``);
+    ``dry_run`` scores without producing. Otherwise the scoring pandas UDF runs between
+    source and sink. The records in Kafka are the same either way.
+    """
+    scorer = Scorer(spec, scoring)
+    if backend.scores_in_source:
+        scored = backend.read_stream(spark, scorer=scorer, produce=not dry_run, **read)
+    else:
+        source = backend.read_stream(spark, **read)
+        udf = make_scoring_udf(scorer)
+        scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
     return metrics.observe(scored).select("topic", "key", "value")
 
 
@@ -64,8 +90,11 @@ def start_query(
     checkpoint_dir: str,
     query_name: str,
 ) -> StreamingQuery:
-    source = backend.read_stream(
+    scored = read_scored(
         spark,
+        backend,
+        spec,
+        scoring,
         topics=[stream.input_topic],
         start_offsets=start_offsets,
         default_start=stream.default_start,
@@ -73,10 +102,11 @@ def start_query(
         fence_file=stream.fence_file,
     )
     return backend.write_stream(
-        scored_stream(source, spec, scoring),
+        scored,
         checkpoint_dir=checkpoint_dir,
         trigger=stream.trigger,
         query_name=query_name,
+        produced=backend.scores_in_source,
     )
 
 
@@ -147,16 +177,24 @@ def _warm_up_stream(
         start.setdefault(topic, {})[partition] = max(
             earliest.get((topic, partition), 0), end - per_partition
         )
-    source = backend.read_stream(
-        spark, topics=[input_topic], start_offsets=start, default_start="latest"
+    scored = read_scored(
+        spark,
+        backend,
+        spec,
+        scoring,
+        dry_run=True,
+        topics=[input_topic],
+        start_offsets=start,
+        default_start="latest",
     )
-    nothing = scored_stream(source, spec, scoring).where(F.col("topic").isNull())
+    nothing = scored.where(F.col("topic").isNull())
     query = backend.write_stream(
         nothing,
         checkpoint_dir=checkpoint_dir,
         trigger="0 seconds",
         query_name=f"warm-up-{uuid.uuid4().hex[:8]}",
         available_now=True,
+        produced=backend.scores_in_source,
     )
     try:
         query.awaitTermination(timeout)
@@ -194,7 +232,7 @@ def warm_up_workers(
         yield from batches
 
     source = source.mapInPandas(load_model, source.schema)
-    udf = make_scoring_udf(spec, scoring)
+    udf = make_scoring_udf(Scorer(spec, scoring))
     scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
     counted = scored.groupBy("topic").agg(F.count("*").alias("n")).collect()
     counts = {r["topic"]: r["n"] for r in counted}

@@ -155,6 +155,7 @@ class Service:
             bootstrap_servers=cfg.kafka.bootstrap_servers,
             client=cfg.kafka.client,
             end_offsets=cfg.kafka.end_offsets,
+            score_in_source=cfg.kafka.score_in_source,
         )
         check_topics(
             cfg.kafka.bootstrap_servers,

@@ -36,6 +36,10 @@ class KafkaBackend(Protocol):
     """Whether the source honours ``fence_file``: once that file exists it admits no new
     offsets and writes ``<fence_file>.ack`` with where it stopped (a drain with no
     duplicates)."""
+    scores_in_source: bool
+    """Whether ``read_stream`` takes a ``scorer``: the source then scores and produces each
+    record itself (see :mod:`streamer.kafka.pysource`), and the stream is written with
+    ``write_stream(..., produced=True)``."""
 
     def read_stream(
         self,
@@ -46,7 +50,13 @@ class KafkaBackend(Protocol):
         default_start: str = "earliest",
         max_offsets_per_trigger: int | None = None,
         fence_file: str | None = None,
-    ) -> DataFrame: ...
+        scorer: Any = None,
+        produce: bool = True,
+    ) -> DataFrame:
+        """The source's :data:`SOURCE_COLUMNS`, or with ``scorer`` (when
+        :attr:`scores_in_source`) the scorer's output columns, the records produced to
+        Kafka by the source unless ``produce`` is false (a dry run)."""
+        ...
 
     def write_stream(
         self,
@@ -56,8 +66,10 @@ class KafkaBackend(Protocol):
         trigger: str,
         query_name: str,
         available_now: bool = False,
+        produced: bool = False,
     ) -> StreamingQuery:
-        """Start the sink; ``available_now`` runs what is there now and stops (warm-up)."""
+        """Start the sink; ``available_now`` runs what is there now and stops (warm-up).
+        ``produced``: the source has written the records, the sink only drives the query."""
         ...
 
 
@@ -79,6 +91,7 @@ class _Backend:
     name = ""
     format = ""
     fences = False
+    scores_in_source = False
 
     def __init__(self, bootstrap_servers: str, client: Mapping[str, Any]) -> None:
         self.bootstrap_servers = bootstrap_servers
@@ -122,13 +135,23 @@ class _Backend:
         default_start: str = "earliest",
         max_offsets_per_trigger: int | None = None,
         fence_file: str | None = None,
+        scorer: Any = None,
+        produce: bool = True,
     ) -> DataFrame:
         options = self._source_options(
             topics, start_offsets, default_start, max_offsets_per_trigger, fence_file
         )
         log.info('kafka source backend="%s" options="%s"', self.name, loggable(options))
+        if scorer is not None:
+            if not self.scores_in_source:
+                raise KafkaIOError(f"the {self.name} Kafka source cannot score as it reads")
+            options["scorer"] = self._scorer_option(scorer)
+            options["produce"] = str(produce).lower()
         df = spark.readStream.format(self.format).options(**options).load()
-        return df.select(*SOURCE_COLUMNS)
+        return df if scorer is not None else df.select(*SOURCE_COLUMNS)
+
+    def _scorer_option(self, scorer: Any) -> str:
+        raise NotImplementedError
 
     def write_stream(
         self,
@@ -138,12 +161,13 @@ class _Backend:
         trigger: str,
         query_name: str,
         available_now: bool = False,
+        produced: bool = False,
     ) -> StreamingQuery:
-        writer = (
-            df.writeStream.format(self.format)
-            .options(**self._kafka_options())
-            .option("checkpointLocation", checkpoint_dir)
-        )
+        if produced:
+            writer = df.writeStream.format("noop")
+        else:
+            writer = df.writeStream.format(self.format).options(**self._kafka_options())
+        writer = writer.option("checkpointLocation", checkpoint_dir)
         if available_now:
             writer = writer.trigger(availableNow=True)
         else:
@@ -166,10 +190,20 @@ class PythonKafkaBackend(_Backend):
     fences = True
 
     def __init__(
-        self, bootstrap_servers: str, client: Mapping[str, Any], end_offsets: str = "list"
+        self,
+        bootstrap_servers: str,
+        client: Mapping[str, Any],
+        end_offsets: str = "list",
+        score_in_source: bool = True,
     ) -> None:
         super().__init__(bootstrap_servers, client)
         self.end_offsets = end_offsets
+        self.scores_in_source = score_in_source
+
+    def _scorer_option(self, scorer: Any) -> str:
+        from streamer.kafka.pysource import scorer_option
+
+        return scorer_option(scorer)
 
     def _extra_source_options(self, default_start: str, fence_file: str | None) -> dict[str, str]:
         options = {"endOffsets": self.end_offsets, "startingOffsetsDefault": default_start}
@@ -253,6 +287,7 @@ def select_backend(
     bootstrap_servers: str,
     client: Mapping[str, Any],
     end_offsets: str = "auto",
+    score_in_source: bool = True,
 ) -> KafkaBackend:
     available = jvm_connector_available(spark)
     name = choose_backend(choice, available)
@@ -266,4 +301,4 @@ def select_backend(
         return JvmKafkaBackend(bootstrap_servers, client)
     strategy = resolve_end_offsets(end_offsets, bootstrap_servers, client)
     log.info('python source end offsets strategy="%s"', strategy)
-    return PythonKafkaBackend(bootstrap_servers, client, strategy)
+    return PythonKafkaBackend(bootstrap_servers, client, strategy, score_in_source)

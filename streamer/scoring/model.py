@@ -109,6 +109,7 @@ def normalize_predictions(raw: Any, n_rows: int) -> tuple[list[Any], tuple[str, 
     from streamer.scoring.records import to_json_value
 
     columns: tuple[str, ...] | None = None
+    plain = False
     if isinstance(raw, dict):
         raw = pd.DataFrame(raw)
     if isinstance(raw, pd.DataFrame):
@@ -121,6 +122,9 @@ def normalize_predictions(raw: Any, n_rows: int) -> tuple[list[Any], tuple[str, 
         values = raw.tolist()
     else:
         array = np.asarray(raw)
+        plain = array.dtype.kind in "biu" or (
+            array.dtype.kind == "f" and bool(np.isfinite(array).all())
+        )
         if array.ndim == 2 and array.shape[1] == 1:
             array = array[:, 0]
         if array.ndim == 2:
@@ -130,6 +134,8 @@ def normalize_predictions(raw: Any, n_rows: int) -> tuple[list[Any], tuple[str, 
             values = array.tolist()
     if len(values) != n_rows:
         raise ModelError(f"the model returned {len(values)} predictions for {n_rows} rows")
+    if plain:  # finite numbers from an array's tolist(): already JSON values
+        return values, columns
     return [to_json_value(v) for v in values], columns
 
 

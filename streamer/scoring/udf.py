@@ -1,12 +1,13 @@
-"""Executor side: the scoring pandas UDF (iterator form).
+"""Executor side: the scoring step (:class:`Scorer`) and its pandas UDF (iterator form).
 
-One pass per Arrow batch: parse the raw values against the input schema, score the good
-rows with the worker's cached model, and turn every row into either an output record or a
-dead letter. The result names each record's destination topic, so one sink writes both.
-Besides ``topic``/``key``/``value`` it carries ``reason`` (null for outputs) and
+One pass per chunk of records: parse the raw values against the input schema, score the
+good rows with the worker's cached model, and turn every row into either an output record
+or a dead letter. The result names each record's destination topic, so one producer writes
+both. Besides ``topic``/``key``/``value`` it carries ``reason`` (null for outputs) and
 ``model_loads``/``worker_pid`` for the observed metrics that count model loads per worker,
 and ``latency_ms`` (scoring time minus the record timestamp, for outputs) for the end-to-end
-latency histogram.
+latency histogram. The python Kafka source runs the scorer in its own tasks; otherwise the
+pandas UDF runs it between source and sink.
 """
 
 import os
@@ -49,10 +50,22 @@ class ScoringSettings:
     score_column: str | None = None
 
 
-def _epoch_ms(timestamps: pd.Series) -> list[int | None]:
-    ts = pd.to_datetime(timestamps, utc=True)
-    ms = ts.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]").astype(np.int64)
-    return [None if nat else int(v) for v, nat in zip(ms, ts.isna().to_numpy())]
+def _epoch_ms(timestamps: pd.Series) -> np.ndarray:
+    """Record timestamps as float epoch milliseconds, NaN where there is none.
+
+    Naive timestamps are UTC (the session's time zone).
+    """
+    if not pd.api.types.is_datetime64_any_dtype(timestamps):
+        timestamps = pd.to_datetime(timestamps, utc=True, cache=False)
+    if timestamps.dt.tz is not None:
+        timestamps = timestamps.dt.tz_convert(None)
+    ms = timestamps.to_numpy(dtype="datetime64[ms]").astype(np.int64).astype(np.float64)
+    ms[timestamps.isna().to_numpy()] = np.nan
+    return ms
+
+
+def _ints_or_none(values: np.ndarray) -> list[int | None]:
+    return [None if v != v else int(v) for v in values.tolist()]
 
 
 def predict_isolating(model: Any, frame: pd.DataFrame) -> tuple[dict[int, Any], dict[int, str]]:
@@ -80,97 +93,120 @@ def predict_isolating(model: Any, frame: pd.DataFrame) -> tuple[dict[int, Any], 
     return predictions, failures
 
 
-def make_scoring_udf(spec: ModelSpec, settings: ScoringSettings) -> Any:
+class Scorer:
+    """The scoring step on plain columns: parse, score with the worker's cached model, and
+    turn every row into an output record or a dead letter. Picklable (built on the driver,
+    run on executors), used by the pandas UDF and by a source that scores as it reads."""
+
+    output_type = OUTPUT_TYPE
+
+    def __init__(self, spec: ModelSpec, settings: ScoringSettings) -> None:
+        self.ship_name = spec.ship_name
+        self.model_name = spec.name
+        self.model_version = spec.version
+        self.multi_column = spec.output_columns is not None
+        self.parser = RecordParser(spec.input_schema, settings.max_record_bytes)
+        self.settings = settings
+        self._model: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}
+
+    def score(
+        self,
+        keys: list[bytes | None],
+        values: list[bytes | None],
+        topics: list[str],
+        partitions: list[int],
+        offsets: list[int],
+        stamps: np.ndarray,
+    ) -> dict[str, Any]:
+        """The :data:`OUTPUT_TYPE` columns for one batch; ``stamps`` are float epoch ms."""
+        settings = self.settings
+        n = len(values)
+        now_ms = int(time.time() * 1000)
+        stamp_list = _ints_or_none(stamps)
+        latency = np.full(n, np.nan)
+        out_topic: list[str] = [settings.dead_letter_topic] * n
+        out_value: list[bytes | None] = [None] * n
+        reasons: list[str | None] = [None] * n
+        model_loads = np.zeros(n, dtype=np.int32)
+
+        parsed = self.parser.parse(values)
+        rejects = list(parsed.rejects)
+        if len(parsed.frame):
+            if self._model is None:
+                self._model, loaded = cache.get_model(self.ship_name)
+                if loaded:
+                    model_loads[0] = 1
+            predictions, failures = predict_isolating(self._model, parsed.frame)
+            good = sorted(predictions)
+            preds = [predictions[i] for i in good]
+            labels: list[bool | None] | None = None
+            if settings.threshold is not None:
+                column = settings.score_column if self.multi_column else None
+                scores = scores_for_threshold(preds, column) if preds else np.empty(0)
+                labels = [None if np.isnan(s) else bool(s >= settings.threshold) for s in scores]
+            where = parsed.positions[good].tolist()
+            latency[where] = now_ms - stamps[where]
+            scored = records.output_values(
+                keys=[keys[p] for p in where],
+                predictions=preds,
+                labels=labels,
+                model_name=self.model_name,
+                model_version=self.model_version,
+                topic=[topics[p] for p in where],
+                partition=[partitions[p] for p in where],
+                offset=[offsets[p] for p in where],
+                timestamp_ms=[stamp_list[p] for p in where],
+                scored_at_ms=now_ms,
+            )
+            for pos, value in zip(where, scored):
+                out_topic[pos] = settings.output_topic
+                out_value[pos] = value
+            rejects.extend(
+                (int(parsed.positions[i]), Reason.MODEL_ERROR, msg) for i, msg in failures.items()
+            )
+        for pos, reason, message in rejects:
+            reasons[pos] = reason.value
+            out_value[pos] = records.dead_letter_value(
+                reason=reason.value,
+                error=message,
+                raw=values[pos],
+                key=keys[pos],
+                source=records.source_fields(
+                    topics[pos], int(partitions[pos]), int(offsets[pos]), stamp_list[pos]
+                ),
+                failed_at_ms=now_ms,
+            )
+        return {
+            "topic": out_topic,
+            "key": keys,
+            "value": out_value,
+            "reason": reasons,
+            "model_loads": model_loads,
+            "worker_pid": np.full(n, os.getpid(), dtype=np.int32),
+            "latency_ms": latency,
+        }
+
+
+def make_scoring_udf(scorer: Scorer) -> Any:
     """The pandas UDF that scores (key, value, topic, partition, offset, timestamp) rows."""
-    ship_name = spec.ship_name
-    model_name = spec.name
-    model_version = spec.version
-    multi_column = spec.output_columns is not None
-    parser = RecordParser(spec.input_schema, settings.max_record_bytes)
 
     @pandas_udf(OUTPUT_TYPE)  # type: ignore[call-overload]
     def score(
         batches: Iterator[tuple[pd.Series, pd.Series, pd.Series, pd.Series, pd.Series, pd.Series]],
     ) -> Iterator[pd.DataFrame]:
-        model = None
-        pid = os.getpid()
-        threshold = settings.threshold
         for keys, values, topics, partitions, offsets, timestamps in batches:
-            n = len(values)
-            now_ms = int(time.time() * 1000)
-            raw_values = values.tolist()
-            raw_keys = keys.tolist()
-            stamps = _epoch_ms(timestamps)
-            sources = [
-                records.source_fields(t, int(p), int(o), ts)
-                for t, p, o, ts in zip(
-                    topics.tolist(), partitions.tolist(), offsets.tolist(), stamps
-                )
-            ]
-            latency = np.full(n, np.nan)
-            out_topic: list[str] = [settings.dead_letter_topic] * n
-            out_value: list[bytes | None] = [None] * n
-            reasons: list[str | None] = [None] * n
-            model_loads = np.zeros(n, dtype=np.int32)
-
-            parsed = parser.parse(raw_values)
-            rejects = list(parsed.rejects)
-            if len(parsed.frame):
-                if model is None:
-                    model, loaded = cache.get_model(ship_name)
-                    if loaded:
-                        model_loads[0] = 1
-                predictions, failures = predict_isolating(model, parsed.frame)
-                good = sorted(predictions)
-                labels: dict[int, bool | None] = {}
-                if threshold is not None and good:
-                    preds = [predictions[i] for i in good]
-                    column = settings.score_column if multi_column else None
-                    scores = scores_for_threshold(preds, column)
-                    labels = {
-                        i: (None if np.isnan(s) else bool(s >= threshold))
-                        for i, s in zip(good, scores)
-                    }
-                for i in good:
-                    pos = int(parsed.positions[i])
-                    stamp = stamps[pos]
-                    if stamp is not None:
-                        latency[pos] = now_ms - stamp
-                    out_topic[pos] = settings.output_topic
-                    out_value[pos] = records.output_value(
-                        key=raw_keys[pos],
-                        prediction=predictions[i],
-                        label=labels.get(i),
-                        with_label=threshold is not None,
-                        model_name=model_name,
-                        model_version=model_version,
-                        source=sources[pos],
-                        scored_at_ms=now_ms,
-                    )
-                rejects.extend(
-                    (int(parsed.positions[i]), Reason.MODEL_ERROR, msg)
-                    for i, msg in failures.items()
-                )
-            for pos, reason, message in rejects:
-                reasons[pos] = reason.value
-                out_value[pos] = records.dead_letter_value(
-                    reason=reason.value,
-                    error=message,
-                    raw=raw_values[pos],
-                    key=raw_keys[pos],
-                    source=sources[pos],
-                    failed_at_ms=now_ms,
-                )
             yield pd.DataFrame(
-                {
-                    "topic": out_topic,
-                    "key": raw_keys,
-                    "value": out_value,
-                    "reason": reasons,
-                    "model_loads": model_loads,
-                    "worker_pid": np.full(n, pid, dtype=np.int32),
-                    "latency_ms": latency,
-                }
+                scorer.score(
+                    keys.tolist(),
+                    values.tolist(),
+                    topics.tolist(),
+                    partitions.tolist(),
+                    offsets.tolist(),
+                    _epoch_ms(timestamps),
+                )
             )
 
     return score

@@ -62,9 +62,12 @@ def write_config(tmp_path, **sections) -> str:
     return str(path)
 
 
+@pytest.mark.parametrize("score_in_source", [True, False], ids=["in-source", "udf"])
 def test_scores_every_good_event_and_dead_letters_every_bad_one(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, score_in_source
 ):
+    """Both python paths: scoring in the source task (the default) and the pandas UDF
+    between source and sink (the plan the jvm backend runs)."""
     topics = {"in": new_topic(partitions=4), "out": new_topic(), "dlq": new_topic()}
     features = feature_frame(GOOD_EVENTS, seed=7)
     rows = features.to_dict(orient="records")
@@ -85,6 +88,7 @@ def test_scores_every_good_event_and_dead_letters_every_bad_one(
                 "output_topic": topics["out"],
                 "dead_letter_topic": topics["dlq"],
                 "backend": "python",
+                "score_in_source": score_in_source,
             },
             model={
                 "uri": fraud_classifier.uri,

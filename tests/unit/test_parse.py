@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+from pandas import testing as pd_testing
 from pyspark.sql import types as T
 
 from streamer.scoring.parse import REASONS, Reason, RecordParser
@@ -172,3 +173,81 @@ def test_parser_is_picklable_and_keeps_behaviour(parser):
 def test_empty_batch(parser):
     result = parser.parse([])
     assert len(result.frame) == 0 and list(result.frame.columns) == SCHEMA.names
+
+
+WIDE = T.StructType(
+    [
+        *SCHEMA.fields,
+        T.StructField("maybe_count", T.IntegerType(), True),
+        T.StructField("maybe_ratio", T.FloatType(), True),
+        T.StructField("at", T.TimestampType(), True),
+        T.StructField("blob", T.BinaryType(), True),
+        T.StructField("tags", T.ArrayType(T.StringType()), True),
+    ]
+)
+CHOICES = {
+    "amount ($)": [12.5, 7, -0.0, 1e308, 1e400, 10**400, "1", None, True],
+    "hour": [3, -(2**31), 2**31 - 1, 2**31, 10**30, 3.0, False, None, "3"],
+    "count": [2**40, 2**63 - 1, 2**63, -(2**63), 1.5, None],
+    "ratio": [0.25, 3, 3.5e38, 1e39, -1e39, None, [1]],
+    "present": [True, False, 0, None, "true"],
+    "category": ["grocery", "", "é", 1, None, {"a": 1}],
+    "note": ["x", None, 2, "\ud800", [[[[[[[[[[1]]]]]]]]]] * 30],
+    "maybe_count": [1, None, 2**31, 2.5],
+    "maybe_ratio": [0.5, None, 7, 1e39, "x"],
+    "at": ["2026-01-01T00:00:00", "2026-01-01T00:00:00+02:00", "noon", 5, None],
+    "blob": ["aGk=", "not base64!", None],
+    "tags": [["a", "b"], [], ["a", None], "a", None],
+}
+
+
+RAW = [
+    b"[1]",
+    b"",
+    None,
+    b'{"amount ($)": NaN}',
+    b"\xff{}",
+    b"\xef\xbb\xbf{}",
+    b'{"x": ' + b"[" * 990 + b"]" * 990 + b"}",
+    b'{"hour": 1, "hour": 2}',
+]
+
+
+def _row_by_row(parser, values):
+    """What parse() must return: each value through parse_one, in order."""
+    rows, positions, rejects = [], [], []
+    for i, value in enumerate(values):
+        try:
+            rows.append(parser.parse_one(value))
+        except Exception as exc:
+            rejects.append((i, exc.reason, str(exc)))
+        else:
+            positions.append(i)
+    columns = list(zip(*rows)) if rows else [() for _ in parser.schema.fields]
+    return parser._frame(columns), positions, rejects
+
+
+@pytest.mark.parametrize("bad_share", [0.0, 0.02, 0.5])
+def test_batch_parse_matches_row_by_row_rules(bad_share):
+    """The column-at-a-time fast path accepts, rejects and types exactly like the row rules."""
+    rng = np.random.default_rng(int(bad_share * 100))
+    parser = RecordParser(WIDE, max_record_bytes=4096)
+    for _ in range(40):
+        values = []
+        for _ in range(int(rng.integers(1, 30))):
+            record = {name: options[0] for name, options in CHOICES.items()}
+            if rng.random() < bad_share:
+                name = list(CHOICES)[int(rng.integers(len(CHOICES)))]
+                options = CHOICES[name]
+                record[name] = options[int(rng.integers(len(options)))]
+                if rng.random() < 0.2:
+                    del record[name]
+            value = json.dumps(record).encode()
+            if rng.random() < bad_share / 4:
+                value = RAW[int(rng.integers(len(RAW)))]
+            values.append(value)
+        result = parser.parse(values)
+        frame, positions, rejects = _row_by_row(parser, values)
+        assert result.rejects == rejects
+        assert result.positions.tolist() == positions
+        pd_testing.assert_frame_equal(result.frame, frame)

@@ -112,3 +112,51 @@ def test_exotic_prediction_types_are_written_as_text():
     from decimal import Decimal
 
     assert _output(prediction=Decimal("0.5"))["prediction"] == "0.5"
+
+
+def test_batch_output_values_are_byte_identical_to_single_records():
+    """The fast builder writes exactly what output_value writes, record by record."""
+    rng = np.random.default_rng(3)
+    keys = [b"card-1", None, b"\xff\x00", "clé-é".encode(), b'q"uote\\', b""]
+    predictions = [0.25, -0.0, 1e-7, 3, True, None, "fraud", "é\n", {"0": 0.1, "1": 0.9}, [1, 2]]
+    topics = ["transactions", "événements", 'we"ird']
+    for with_label in (False, True):
+        n = 200
+        rows = [
+            (
+                keys[int(rng.integers(len(keys)))],
+                predictions[int(rng.integers(len(predictions)))],
+                [None, True, False][int(rng.integers(3))],
+                topics[int(rng.integers(len(topics)))],
+                int(rng.integers(0, 64)),
+                int(rng.integers(0, 2**62)),
+                None if rng.random() < 0.1 else int(rng.integers(0, 2**42)),
+            )
+            for _ in range(n)
+        ]
+        fast = records.output_values(
+            keys=[r[0] for r in rows],
+            predictions=[r[1] for r in rows],
+            labels=[r[2] for r in rows] if with_label else None,
+            model_name="fraud-détecteur",
+            model_version=None if with_label else "3",
+            topic=[r[3] for r in rows],
+            partition=[r[4] for r in rows],
+            offset=[r[5] for r in rows],
+            timestamp_ms=[r[6] for r in rows],
+            scored_at_ms=1_700_000_000_999,
+        )
+        single = [
+            records.output_value(
+                key=key,
+                prediction=prediction,
+                label=label,
+                with_label=with_label,
+                model_name="fraud-détecteur",
+                model_version=None if with_label else "3",
+                source=records.source_fields(topic, partition, offset, stamp),
+                scored_at_ms=1_700_000_000_999,
+            )
+            for key, prediction, label, topic, partition, offset, stamp in rows
+        ]
+        assert fast == single
