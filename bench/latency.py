@@ -52,8 +52,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -68,6 +66,7 @@ if __package__ in (None, ""):  # run as a script, python bench/latency.py
 
 import numpy as np
 
+from bench import phases
 from bench.chaos import read_sources, write_results
 from bench.throughput import (
     _commit,
@@ -327,55 +326,10 @@ def _phase_ceiling(spec: dict) -> dict:
 _PHASES = {"streamer": _phase_streamer, "ceiling": _phase_ceiling}
 
 
-def _phase_main(name: str, spec_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    try:
-        result = _PHASES[name](spec)
-    except BaseException as exc:
-        import traceback
-
-        traceback.print_exc()
-        result = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-    Path(spec["out"]).write_text(json.dumps(result, default=str))
-    return 1 if "error" in result else 0
-
-
 def run_step(name: str, spec: dict, timeout: float) -> dict:
-    """The step's system ``name`` as a child process group, killed after ``timeout``; its
-    result, or ``{"error": ...}``."""
-    work = Path(spec["work"])
-    work.mkdir(parents=True, exist_ok=True)
-    spec_path, out_path, log_path = (work / f"{name}.{x}" for x in ("spec.json", "json", "log"))
-    spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.latency", "--phase", name, "--spec", str(spec_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-            start_new_session=True,
-        )
-        try:
-            code: int | None = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=20)
-        finally:
-            # Whatever the step left in its group (Spark's JVM, Python workers) goes too.
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    wall = time.monotonic() - started
-    if code is None:
-        return {"error": f"timed out after {timeout:.0f}s; see {log_path}", "wall": wall}
-    if not out_path.exists():
-        return {"error": f"exited with {code} and no result; see {log_path}", "wall": wall}
-    return {**json.loads(out_path.read_text()), "wall": wall}
+    """The step's system ``name`` as a child process group (:func:`bench.phases.run_phase`)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return phases.run_phase("bench.latency", name, spec, timeout, env)
 
 
 # --- after the step: read the topics back and measure -----------------------------------
@@ -862,7 +816,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.phase:
-        return _phase_main(args.phase, args.spec)
+        return phases.phase_main(_PHASES, args.phase, args.spec)
     words = sys.argv[1:] if argv is None else list(argv)
     invoked = "python -m bench.latency" if __package__ else "python bench/latency.py"
     report = run(args, " ".join([invoked, *words]).strip())

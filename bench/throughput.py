@@ -41,13 +41,12 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script, python bench/throughput.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import phases
 from bench.chaos import write_results
 
 BENCH = Path(__file__).resolve().parent
@@ -311,69 +311,15 @@ _PHASE_FUNCTIONS = {
 
 
 def run_phase(name: str, spec: dict, timeout: float, log=print) -> dict:
-    """``name`` in a child process group, killed after ``timeout``; its result, or
-    ``{"error": ...}``."""
-    work = Path(spec["work"])
-    spec_path = work / f"{name}.spec.json"
-    out_path = work / f"{name}.result.json"
-    spec_path.write_text(json.dumps({**spec, "out": str(out_path)}))
-    log_path = work / f"{name}.log"
+    """``name`` in a child process group (:func:`bench.phases.run_phase`), with the spec's
+    OpenMP thread count."""
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
     if spec.get("omp_threads"):
         env["OMP_NUM_THREADS"] = str(spec["omp_threads"])
-    started = time.monotonic()
-    with open(log_path, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bench.throughput", "--phase", name, "--spec", str(spec_path)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            code = None
-        finally:
-            if process.poll() is None:
-                with suppress(ProcessLookupError, PermissionError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    with suppress(ProcessLookupError, PermissionError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=20)
-            # Whatever the phase left in its group (Spark's JVM, Python workers) goes too.
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-    elapsed = time.monotonic() - started
-    if code is None:
-        return {"error": f"timed out after {timeout:.0f}s; see {log_path}", "wall": elapsed}
-    if not out_path.exists():
-        return {"error": f"exited with {code} and no result; see {log_path}", "wall": elapsed}
-    result = json.loads(out_path.read_text())
-    result["wall"] = elapsed
-    log(f"throughput: {name} done in {elapsed:.0f}s")
+    result = phases.run_phase("bench.throughput", name, spec, timeout, env)
+    log(f"throughput: {name} done in {result['wall']:.0f}s")
     return result
-
-
-def _phase_main(name: str, spec_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
-    out = Path(spec["out"])
-    try:
-        result = _PHASE_FUNCTIONS[name](spec)
-    except BaseException as exc:
-        import traceback
-
-        traceback.print_exc()
-        result = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-        out.write_text(json.dumps(result, default=str))
-        return 1
-    out.write_text(json.dumps(result, default=str))
-    return 0
 
 
 # --- reading the outputs back -----------------------------------------------------------
@@ -890,7 +836,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.phase:
-        return _phase_main(args.phase, args.spec)
+        return phases.phase_main(_PHASE_FUNCTIONS, args.phase, args.spec)
     words = sys.argv[1:] if argv is None else list(argv)
     command = " ".join(["python -m bench.throughput", *words]).strip()
     report = run(args, command)
