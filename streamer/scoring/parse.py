@@ -283,6 +283,9 @@ class RecordParser:
         self.schema = schema
         self.max_record_bytes = max_record_bytes
         self._struct = _compile_struct(schema)
+        # orjson reads an integer beyond 64 bits as a float; only a variant field would
+        # keep that value instead of judging it, so such schemas stay on the row rules.
+        self._fast = not _has_variant(schema)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"schema": self.schema.json(), "max_record_bytes": self.max_record_bytes}
@@ -330,7 +333,7 @@ class RecordParser:
         the same values: orjson reads an integer beyond 64 bits as a float, which only the
         row path can judge, and a float column's value is the same either way.
         """
-        fast = self._parse_columns(values)
+        fast = self._parse_columns(values) if self._fast else None
         return fast if fast is not None else self._parse_rows(values)
 
     def _parse_columns(self, values: Sequence[bytes | None]) -> ParseResult | None:
@@ -432,6 +435,18 @@ class RecordParser:
                 )
             data[f.name] = series
         return pd.DataFrame(data, columns=[f.name for f in self.schema.fields])
+
+
+def _has_variant(dtype: T.DataType) -> bool:
+    if isinstance(dtype, T.VariantType):
+        return True
+    if isinstance(dtype, T.ArrayType):
+        return _has_variant(dtype.elementType)
+    if isinstance(dtype, T.MapType):
+        return _has_variant(dtype.valueType)
+    if isinstance(dtype, T.StructType):
+        return any(_has_variant(f.dataType) for f in dtype.fields)
+    return False
 
 
 _SHALLOW = 1536

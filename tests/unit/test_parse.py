@@ -251,3 +251,11 @@ def test_batch_parse_matches_row_by_row_rules(bad_share):
         assert result.rejects == rejects
         assert result.positions.tolist() == positions
         pd_testing.assert_frame_equal(result.frame, frame)
+
+
+def test_a_variant_field_keeps_integers_beyond_64_bits_exact():
+    """orjson would read 2**70 as a float; the parser must give what json gives."""
+    schema = T.StructType([T.StructField("x", T.VariantType(), False)])
+    result = RecordParser(schema, 4096).parse([b'{"x": 1180591620717411303424}'])
+    assert result.frame["x"].tolist() == [2**70]
+    assert type(result.frame["x"][0]) is int
