@@ -69,38 +69,10 @@ def _arrow_schema() -> Any:
     return pa.schema(types)
 
 
-def _worker(
-    index: int,
-    bootstrap: str,
-    input_topic: str,
-    output_topic: str,
-    model_path: str,
-    model_version: str,
-    assignment: list[tuple[int, int, int]],
-    batch_size: int,
-    barrier: Any,
-    results: Any,
-    timeout: float,
-    stop: Any = None,
-    wait: float = 0.5,
-) -> None:
+def _worker(results: Any, index: int, *args: Any) -> None:
+    """:func:`_work` in a child process; its report, or the error, goes to ``results``."""
     try:
-        results.put(
-            _work(
-                index,
-                bootstrap,
-                input_topic,
-                output_topic,
-                model_path,
-                model_version,
-                assignment,
-                batch_size,
-                barrier,
-                timeout,
-                stop,
-                wait,
-            )
-        )
+        results.put(_work(index, *args))
     except BaseException as exc:
         results.put({"index": index, "error": f"{type(exc).__name__}: {exc}"})
 
@@ -269,6 +241,7 @@ def run_ceiling(
         context.Process(
             target=_worker,
             args=(
+                results,
                 i,
                 bootstrap,
                 input_topic,
@@ -278,7 +251,6 @@ def run_ceiling(
                 assignments[i],
                 batch_size,
                 barrier,
-                results,
                 timeout,
                 stops[i],
                 wait,

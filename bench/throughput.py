@@ -838,7 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.phase:
         return phases.phase_main(_PHASE_FUNCTIONS, args.phase, args.spec)
     words = sys.argv[1:] if argv is None else list(argv)
-    command = " ".join(["python -m bench.throughput", *words]).strip()
+    invoked = "python -m bench.throughput" if __package__ else "python bench/throughput.py"
+    command = " ".join([invoked, *words]).strip()
     report = run(args, command)
     results = report["results"]
     ok = all(
