@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from streamer import __version__
 from streamer.config import Config, load_config
@@ -177,7 +177,67 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     produce.add_argument("--bad-fraction", type=float, default=0.0)
     produce.add_argument("--id-prefix", default="txn")
     produce.add_argument("--seed", type=int, default=0)
+    _compare_parser(commands, env, config_help)
     return parser
+
+
+def _compare_parser(commands: Any, env: Mapping[str, str], config_help: str) -> None:
+    from streamer.compare import KINDS
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare the live and the shadow model's output topics, event by event",
+        description="Read both output topics from the start to their current end, match the "
+        "records by the event they score (source topic, partition, offset) and report counts, "
+        "label agreement (classifiers) and score correlation and differences. Exits 1 when a "
+        "topic is missing or empty.",
+    )
+    for flag, role in (("live", "the main model's"), ("shadow", "the shadow model's")):
+        var = f"STREAMER_COMPARE_{flag.upper()}"
+        compare.add_argument(
+            f"--{flag}",
+            metavar="TOPIC",
+            default=env.get(var),
+            help=f"{role} output topic (env {var}; with --config, default its "
+            + ("kafka.output_topic)" if flag == "live" else "shadow.topic)"),
+        )
+    compare.add_argument(
+        "--bootstrap-servers",
+        default=None,
+        help="Kafka to read from (env KAFKA_BOOTSTRAP_SERVERS; with --config, the config's "
+        "kafka.bootstrap_servers comes before the env; default 127.0.0.1:9092)",
+    )
+    compare.add_argument(
+        "--config",
+        default=env.get(CONFIG_ENV),
+        help=f"{config_help}; kafka.bootstrap_servers, kafka.client and kafka.end_offsets "
+        "are taken from it",
+    )
+    compare.add_argument(
+        "--score-column",
+        default=env.get("STREAMER_COMPARE_SCORE_COLUMN"),
+        help="for object predictions, the column compared as the score (env "
+        "STREAMER_COMPARE_SCORE_COLUMN; default the object's last numeric column)",
+    )
+    compare.add_argument(
+        "--kind",
+        choices=KINDS,
+        default=env.get("STREAMER_COMPARE_KIND", "auto"),
+        help="classifier: label agreement and scores; regressor: scores only (env "
+        "STREAMER_COMPARE_KIND; default auto: classifier when records carry a label or "
+        "predictions are not floats)",
+    )
+    compare.add_argument(
+        "--timeout",
+        type=float,
+        default=env.get("STREAMER_COMPARE_TIMEOUT", "120"),
+        help="seconds to read both topics to their end before giving up (env "
+        "STREAMER_COMPARE_TIMEOUT; default 120)",
+    )
+    compare.add_argument(
+        "--plot", metavar="PNG", help="also write a histogram of score differences here"
+    )
+    compare.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -261,6 +321,59 @@ def cmd_produce(args: argparse.Namespace) -> int:
         stop=stop,
     )
     print(f"produced events={done.count} malformed={done.malformed} seconds={done.seconds:.1f}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
+    from streamer.compare import (
+        KINDS,
+        CompareError,
+        compare,
+        format_table,
+        plot_differences,
+        read_sides,
+        to_dict,
+    )
+
+    configure_logging("WARNING", "text")
+    if args.kind not in KINDS:
+        raise ConfigError(f"compare: --kind {args.kind!r}: expected one of {', '.join(KINDS)}")
+    if not args.timeout > 0:
+        raise ConfigError(f"compare: --timeout {args.timeout:g}: expected seconds > 0")
+    client: Mapping[str, object] = {}
+    end_offsets = "auto"
+    bootstrap = args.bootstrap_servers
+    if args.config is not None:
+        config = load_config(args.config, env=config_env(env))
+        bootstrap = bootstrap or config.kafka.bootstrap_servers
+        client, end_offsets = config.kafka.client, config.kafka.end_offsets
+        args.live = args.live or config.kafka.output_topic
+        args.shadow = args.shadow or config.shadow.topic
+    if not args.live or not args.shadow:
+        raise ConfigError("compare: give --live and --shadow (or a --config with shadow.topic)")
+    if args.live == args.shadow:
+        raise ConfigError(f"compare: --live and --shadow are the same topic, {args.live!r}")
+    bootstrap = bootstrap or env.get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092"
+    live, shadow = read_sides(
+        bootstrap, client, args.live, args.shadow, end_offsets=end_offsets, timeout=args.timeout
+    )
+    comparison = compare(live, shadow, kind=args.kind, score_column=args.score_column)
+    plot_error: CompareError | None = None
+    if args.plot:
+        try:
+            plot_differences(comparison, args.plot)
+        except CompareError as exc:
+            plot_error = exc
+    plotted = args.plot if args.plot and plot_error is None else None
+    if args.json:
+        print(json.dumps({**to_dict(comparison), "plot": plotted}, indent=2), file=out)
+    else:
+        print(format_table(comparison), file=out)
+        if plotted:
+            print(f"\nplot written to {plotted}", file=out)
+    out.flush()
+    if plot_error is not None:
+        raise plot_error
     return 0
 
 
@@ -389,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "produce":
             return cmd_produce(args)
+        if args.command == "compare":
+            return cmd_compare(args, env, sys.stdout)
     except ConfigError as exc:
         print(f"streamer: {exc}", file=sys.stderr)
         return 2

@@ -120,6 +120,28 @@ class ModelConfig:
     registry_uri: str | None = None
     threshold: float | None = None
     score_column: str | None = None
+    follow_alias: bool = False
+    """Poll the registry for the alias's version and swap to a new one at a batch boundary."""
+    poll_seconds: float = 30.0
+    validation_rows: int = 256
+    """Recent input records a new version must score (every one the current version does)."""
+    env_manager: str = "local"
+    """``local`` loads the model in the service's Python; ``virtualenv``/``uv`` restore the
+    model's own environment and serve it from a per-worker scoring server."""
+    group_by: str | None = None
+    """A top-level event field; ``uri`` is then a template naming it, one model per value."""
+    cache_size: int = 8
+    """Models each Python worker keeps loaded (least recently used evicted first)."""
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """A challenger scored beside the model; its outputs go to their own topic and its
+    failures never touch the main output."""
+
+    model_uri: str | None = None
+    topic: str | None = None
+    """Default: ``<kafka.output_topic>.shadow``."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +222,7 @@ class LoggingConfig:
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    shadow: ShadowConfig = field(default_factory=ShadowConfig)
     spark: SparkConfig = field(default_factory=SparkConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
     offsets: OffsetsConfig = field(default_factory=OffsetsConfig)
@@ -232,9 +255,13 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logging.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "logging.format": ("auto", "json", "text"),
     "handoff.color": ("blue", "green"),
+    "model.env_manager": ("local", "virtualenv", "uv"),
 }
 _POSITIVE = {
     "spark.max_offsets_per_trigger",
+    "model.poll_seconds",
+    "model.validation_rows",
+    "model.cache_size",
     "spark.arrow_batch_size",
     "parse.max_record_bytes",
     "offsets.keep",
@@ -342,8 +369,10 @@ def _validate(key: str, value: Any, origin: str) -> None:
         raise _fail(key, value, origin, "expected a TCP port 1-65535, or 0 to disable")
     if key == "offsets.group_id" and value is not None and not value.strip():
         raise _fail(key, value, origin, "expected a consumer group id, or null for none")
-    if key == "model.uri" and not re.match(
-        r"^(models:/|runs:/|[a-z][a-z0-9+.-]*://|/|\.|~|\w)", value
+    if (
+        key in ("model.uri", "shadow.model_uri")
+        and value is not None
+        and not re.match(r"^(models:/|runs:/|[a-z][a-z0-9+.-]*://|/|\.|~|\w)", value)
     ):
         raise _fail(
             key,
@@ -418,6 +447,49 @@ def _read_env(env: Mapping[str, str]) -> tuple[Layer, dict[str, dict[str, str]]]
     return layer, entries
 
 
+def _check_model(config: Config) -> Config:
+    """Cross-key rules of the model and shadow sections; fills in the shadow topic."""
+    model, shadow, kafka = config.model, config.shadow, config.kafka
+    placeholders = re.findall(r"\{([^{}]*)\}", model.uri)
+    if model.group_by is not None:
+        if placeholders != [model.group_by] or not model.uri.startswith("models:/"):
+            raise ConfigError(
+                f"config error: model.uri = {model.uri!r} with model.group_by = "
+                f"{model.group_by!r}: expected a registry template naming the field once, "
+                f"e.g. models:/fraud-{{{model.group_by}}}@champion"
+            )
+    elif placeholders:
+        raise ConfigError(
+            f"config error: model.uri = {model.uri!r} is a template but model.group_by is not "
+            "set; set model.group_by to the event field it names"
+        )
+    if model.follow_alias and "@" not in model.uri:
+        raise ConfigError(
+            f"config error: model.follow_alias is true but model.uri = {model.uri!r} names no "
+            "alias; use models:/<name>@<alias> or set model.follow_alias: false"
+        )
+    if shadow.model_uri is None:
+        return config
+    if model.group_by is not None:
+        raise ConfigError(
+            "config error: shadow.model_uri is set with model.group_by; shadow scoring of "
+            "grouped models is not supported. Remove one of them"
+        )
+    topic = shadow.topic or f"{kafka.output_topic}.shadow"
+    taken = {
+        "kafka.input_topic": kafka.input_topic,
+        "kafka.output_topic": kafka.output_topic,
+        "kafka.dead_letter_topic": kafka.dead_letter_topic,
+    }
+    for key, value in taken.items():
+        if topic == value:
+            raise ConfigError(
+                f"config error: shadow.topic = {topic!r} is the same as {key}; the shadow "
+                "needs its own topic"
+            )
+    return dataclasses.replace(config, shadow=dataclasses.replace(shadow, topic=topic))
+
+
 def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Config:
     """Defaults ← YAML file ← ``STREAMER_<SECTION>__<KEY>`` variables, validated.
 
@@ -464,6 +536,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
             "config error: model.score_column is set but model.threshold is not; set "
             "model.threshold or remove model.score_column"
         )
+    config = _check_model(config)
     offsets = config.offsets
     if offsets.store == "kafka-group" and not offsets.group_id:
         raise ConfigError(

@@ -51,6 +51,8 @@ def _observed_columns() -> list[Column]:
         F.collect_list(F.when(F.col("model_loads") > 0, F.col("worker_pid"))).alias("load_pids"),
         F.count(latency).alias("e2e_count"),
         F.coalesce(F.sum(latency), F.lit(0.0)).alias("e2e_sum_ms"),
+        F.count_if(F.col("shadow_status") == 1).alias("shadow_outputs"),
+        F.count_if(F.col("shadow_status") == -1).alias("shadow_failures"),
     ]
     cols += [F.count_if(latency <= le * 1000).alias(_bucket_name(le)) for le in LATENCY_BUCKETS]
     cols += [F.count_if(F.col("reason") == r).alias(f"dead_{r}") for r in REASONS]
@@ -165,6 +167,29 @@ class ServiceMetrics:
         self.model_loads = Counter(
             "streamer_model_loads", "Model loads by Python worker processes", registry=r
         )
+        self.shadow_enabled = Gauge(
+            "streamer_shadow_enabled",
+            "1 while a shadow model scores beside the model; 0 when configured but off",
+            registry=r,
+        )
+        self.shadow_outputs = Counter(
+            "streamer_shadow_outputs",
+            "Shadow model records written to the shadow topic",
+            registry=r,
+        )
+        self.shadow_failures = Counter(
+            "streamer_shadow_failures",
+            "Parsed records the shadow model did not score (its failures never reach the output)",
+            registry=r,
+        )
+        self.model_swaps = Counter(
+            "streamer_model_swaps",
+            "New model versions seen by model.follow_alias: swapped in, or refused by validation",
+            ["outcome"],
+            registry=r,
+        )
+        for outcome in ("swapped", "refused"):
+            self.model_swaps.labels(outcome=outcome)
         self.query_active = Gauge(
             "streamer_query_active", "1 while the streaming query runs", registry=r
         )
@@ -222,6 +247,8 @@ class ServiceMetrics:
             return
         self.output_rows.inc(int(observed["outputs"]))
         self.model_loads.inc(int(observed["model_loads"]))
+        self.shadow_outputs.inc(int(observed["shadow_outputs"]))
+        self.shadow_failures.inc(int(observed["shadow_failures"]))
         for reason in REASONS:
             count = int(observed[f"dead_{reason}"])
             if count:
@@ -240,6 +267,8 @@ class Totals:
     batches: int = 0
     input_rows: int = 0
     outputs: int = 0
+    shadow_outputs: int = 0
+    shadow_failures: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     model_loads: int = 0
     load_pids: list[int] = field(default_factory=list)
@@ -258,6 +287,11 @@ class Totals:
             f'batches="{self.batches}" input_rows="{self.input_rows}" outputs="{self.outputs}" '
             f'dead_letters="{self.dead_letters_total}" model_loads="{self.model_loads}" '
             f'loading_workers="{workers}" offsets="{format_offsets(self.offsets)}"'
+            + (
+                f' shadow_outputs="{self.shadow_outputs}" shadow_failures="{self.shadow_failures}"'
+                if self.shadow_outputs or self.shadow_failures
+                else ""
+            )
         )
 
 
@@ -319,6 +353,8 @@ class RunStats(StreamingQueryListener):
             t.offsets = merge_offsets(t.offsets, ended)
             if observed is not None:
                 t.outputs += int(observed["outputs"])
+                t.shadow_outputs += int(observed["shadow_outputs"])
+                t.shadow_failures += int(observed["shadow_failures"])
                 t.model_loads += int(observed["model_loads"])
                 t.load_pids.extend(int(p) for p in observed["load_pids"])
                 for r in REASONS:
@@ -365,6 +401,8 @@ class RunStats(StreamingQueryListener):
                 batches=t.batches,
                 input_rows=t.input_rows,
                 outputs=t.outputs,
+                shadow_outputs=t.shadow_outputs,
+                shadow_failures=t.shadow_failures,
                 dead_letters=dict(t.dead_letters),
                 model_loads=t.model_loads,
                 load_pids=list(t.load_pids),
@@ -378,6 +416,14 @@ class RunStats(StreamingQueryListener):
         """Wait until the progress of ``batch_id`` has been counted."""
         with self._lock:
             return self._lock.wait_for(lambda: self._totals.last_batch_id >= batch_id, timeout)
+
+    def retarget(self, query_name: str) -> None:
+        """Follow the query that replaces the stopped one (a model swap): its batch ids
+        start again at 0; the totals carry on. Late events of the old query are ignored."""
+        with self._lock:
+            self.query_name = query_name
+            self.query_id = None
+            self._totals.last_batch_id = -1
 
 
 class LagMonitor:

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -34,6 +34,7 @@ from pyspark.sql.streaming import StreamingQuery
 from streamer import metrics
 from streamer.kafka import SOURCE_COLUMNS, KafkaBackend
 from streamer.offsets import Offsets
+from streamer.scoring.groups import GroupedModels, grouped_scores
 from streamer.scoring.model import ModelSpec
 from streamer.scoring.schema import sample_value
 from streamer.scoring.udf import Scorer, ScoringSettings, make_scoring_udf
@@ -52,12 +53,17 @@ class StreamSettings:
     fence_file: str | None = None
 
 
+Models: TypeAlias = ModelSpec | GroupedModels
+"""One model, or one per value of ``model.group_by``."""
+
+
 def read_scored(
     spark: SparkSession,
     backend: KafkaBackend,
-    spec: ModelSpec,
+    models: Models,
     scoring: ScoringSettings,
     *,
+    shadow: ModelSpec | None = None,
     dry_run: bool = False,
     **read: Any,
 ) -> DataFrame:
@@ -67,34 +73,57 @@ def read_scored(
     is off) reads, parses, scores and produces each record in one task, and the rows
     reaching the JVM carry only the observed columns (write them with ``produced=True``);
     ``dry_run`` scores without producing. Otherwise the scoring pandas UDF runs between
-    source and sink. The records in Kafka are the same either way.
+    source and sink, and a shadow record becomes a second row for the sink. Grouped models
+    need a shuffle (``applyInPandas`` by group), so they always take the second path. The
+    records in Kafka are the same either way.
     """
-    scorer = Scorer(spec, scoring)
-    if backend.scores_in_source:
-        scored = backend.read_stream(spark, scorer=scorer, produce=not dry_run, **read)
+    if isinstance(models, GroupedModels):
+        scored = grouped_scores(backend.read_stream(spark, **read), models, scoring)
     else:
+        scorer = Scorer(models, scoring, shadow=shadow)
+        if produced_in_source(backend, models):
+            scored = backend.read_stream(spark, scorer=scorer, produce=not dry_run, **read)
+            return metrics.observe(scored).select("topic", "key", "value")
         source = backend.read_stream(spark, **read)
         udf = make_scoring_udf(scorer)
         scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
-    return metrics.observe(scored).select("topic", "key", "value")
+    scored = metrics.observe(scored)
+    if shadow is None or scoring.shadow_topic is None:
+        return scored.select("topic", "key", "value")
+    both = F.array(
+        F.struct("topic", "key", "value"),
+        F.struct(
+            F.lit(scoring.shadow_topic).alias("topic"),
+            F.col("key"),
+            F.col("shadow_value").alias("value"),
+        ),
+    )
+    return scored.select(F.explode(both).alias("r")).select("r.*").where(F.col("value").isNotNull())
+
+
+def produced_in_source(backend: KafkaBackend, models: Models) -> bool:
+    """Whether :func:`read_scored` leaves nothing for the sink to write."""
+    return backend.scores_in_source and isinstance(models, ModelSpec)
 
 
 def start_query(
     spark: SparkSession,
     *,
     backend: KafkaBackend,
-    spec: ModelSpec,
+    models: Models,
     scoring: ScoringSettings,
     stream: StreamSettings,
     start_offsets: Offsets | None,
     checkpoint_dir: str,
     query_name: str,
+    shadow: ModelSpec | None = None,
 ) -> StreamingQuery:
     scored = read_scored(
         spark,
         backend,
-        spec,
+        models,
         scoring,
+        shadow=shadow,
         topics=[stream.input_topic],
         start_offsets=start_offsets,
         default_start=stream.default_start,
@@ -106,7 +135,7 @@ def start_query(
         checkpoint_dir=checkpoint_dir,
         trigger=stream.trigger,
         query_name=query_name,
-        produced=backend.scores_in_source,
+        produced=produced_in_source(backend, models),
     )
 
 
@@ -114,18 +143,19 @@ def warm_up(
     spark: SparkSession,
     *,
     backend: KafkaBackend,
-    spec: ModelSpec,
+    models: Models,
     scoring: ScoringSettings,
     input_topic: str,
     ends: Callable[[], tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]],
     rows: int,
     checkpoint_dir: str,
+    shadow: ModelSpec | None = None,
     timeout: int = 300,
 ) -> None:
     """Make the first real micro-batch as fast as a steady one, before taking traffic.
 
-    Two steps: load the model in every Python worker (:func:`warm_up_workers`), then run the
-    real streaming plan once (``availableNow``) over the input topic's last ``rows``
+    Two steps: load the models in every Python worker (:func:`warm_up_workers`), then run
+    the real streaming plan once (``availableNow``) over the input topic's last ``rows``
     records, into the real sink behind a filter no scored row passes (``topic IS NULL``). The
     source's readers, the scoring path, the sink's writers and producers, and the generated
     code are then ready; a first real batch costs what a steady one does (measured: 5.9 s
@@ -133,11 +163,20 @@ def warm_up(
     ``ends`` gives the topic's (earliest, latest) offsets; it is called just before the
     warm-up query starts, so it reads about ``rows`` records even while events flow.
     """
-    warm_up_workers(spark, spec, scoring, rows)
+    warm_up_workers(spark, models, scoring, rows, shadow=shadow)
     started = time.perf_counter()
     try:
         progress = _warm_up_stream(
-            spark, backend, spec, scoring, input_topic, ends, rows, checkpoint_dir, timeout
+            spark,
+            backend,
+            models,
+            scoring,
+            shadow,
+            input_topic,
+            ends,
+            rows,
+            checkpoint_dir,
+            timeout,
         )
     except Exception as exc:  # best effort: only the first real batch is slower without it
         log.warning(
@@ -157,8 +196,9 @@ def warm_up(
 def _warm_up_stream(
     spark: SparkSession,
     backend: KafkaBackend,
-    spec: ModelSpec,
+    models: Models,
     scoring: ScoringSettings,
+    shadow: ModelSpec | None,
     input_topic: str,
     ends: Callable[[], tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]],
     rows: int,
@@ -180,8 +220,9 @@ def _warm_up_stream(
     scored = read_scored(
         spark,
         backend,
-        spec,
+        models,
         scoring,
+        shadow=shadow,
         dry_run=True,
         topics=[input_topic],
         start_offsets=start,
@@ -194,7 +235,7 @@ def _warm_up_stream(
         trigger="0 seconds",
         query_name=f"warm-up-{uuid.uuid4().hex[:8]}",
         available_now=True,
-        produced=backend.scores_in_source,
+        produced=produced_in_source(backend, models),
     )
     try:
         query.awaitTermination(timeout)
@@ -204,38 +245,60 @@ def _warm_up_stream(
 
 
 def warm_up_workers(
-    spark: SparkSession, spec: ModelSpec, scoring: ScoringSettings, rows: int
-) -> None:
-    """Load the model in every Python worker and score a sample.
+    spark: SparkSession,
+    models: Models,
+    scoring: ScoringSettings,
+    rows: int,
+    *,
+    shadow: ModelSpec | None = None,
+) -> dict[str, int]:
+    """Load the models in every Python worker and score a sample; the sample's rows by
+    destination (output topic or dead-letter reason).
 
     The sample is one schema-shaped record, repeated, spread over as many partitions as the
     session runs tasks at once. A streaming task holds two Python workers (the Kafka
     source's reader and the scoring UDF), and Spark's worker pool hands idle workers to
     either, so the sample passes through a model-loading ``mapInPandas`` before the UDF: both
     workers of every task load the model, and the stream's UDF finds it loaded whichever it
-    gets. A sample the model cannot score still loads it (and is only logged).
+    gets. A sample the model cannot score still loads it (and is only logged). Grouped
+    models are loaded (up to ``cache_size`` of them) but not sampled.
     """
     started = time.perf_counter()
-    value = json.dumps({f.name: sample_value(f.dataType) for f in spec.input_schema.fields})
+    specs = [models] if isinstance(models, ModelSpec) else list(models.specs.values())
+    specs = specs[: scoring.cache_size] + ([shadow] if shadow is not None else [])
+    loads = [(s.ship_name, s.env_manager) for s in specs]
+    capacity = scoring.cache_size
+    first = specs[0]
+    value = json.dumps({f.name: sample_value(f.dataType) for f in first.input_schema.fields})
     now = datetime.now(UTC)
     parallelism = spark.sparkContext.defaultParallelism
     source = spark.createDataFrame(
         [(None, value.encode(), "warm-up", 0, i, now) for i in range(max(rows, parallelism))],
         "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
     ).repartition(parallelism)
-    ship_name = spec.ship_name
 
     def load_model(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from streamer.scoring import cache
 
-        cache.get_model(ship_name)
+        for ship_name, env_manager in loads:
+            cache.get_model(ship_name, env_manager=env_manager, capacity=capacity)
         yield from batches
 
     source = source.mapInPandas(load_model, source.schema)
-    udf = make_scoring_udf(Scorer(spec, scoring))
+    if not isinstance(models, ModelSpec):
+        source.count()
+        log.info(
+            'models warmed up models="%d" partitions="%d" seconds="%.2f"',
+            len(specs),
+            parallelism,
+            time.perf_counter() - started,
+        )
+        return {}
+    udf = make_scoring_udf(Scorer(models, scoring, shadow=shadow))
     scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
-    counted = scored.groupBy("topic").agg(F.count("*").alias("n")).collect()
-    counts = {r["topic"]: r["n"] for r in counted}
+    destination = F.coalesce(F.col("reason"), F.col("topic"))
+    counted = scored.groupBy(destination.alias("to")).agg(F.count("*").alias("n")).collect()
+    counts = {r["to"]: r["n"] for r in counted}
     outputs = counts.get(scoring.output_topic, 0)
     log.info(
         'model warmed up rows="%d" scored="%d" partitions="%d" seconds="%.2f"',
@@ -246,3 +309,4 @@ def warm_up_workers(
     )
     if not outputs:
         log.warning("warm-up sample not scored (the model rejects zero values); it is loaded")
+    return counts

@@ -45,13 +45,21 @@ from streamer.endpoint import Endpoint
 from streamer.errors import KafkaIOError, MissingTopicError, StreamerError
 from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import client_config
-from streamer.kafka.backend import broker_ends, offset_probe
+from streamer.kafka.backend import broker_ends, offset_probe, recent_values
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
-from streamer.offsets import Offsets, OffsetsListener, OffsetStore, merge_offsets
+from streamer.offsets import Offsets, OffsetsListener, OffsetStore, format_offsets, merge_offsets
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
 from streamer.offsets.stores import store_for
-from streamer.pipeline import StreamSettings, start_query, warm_up
-from streamer.scoring.model import ModelSpec, resolve_model, ship_model
+from streamer.pipeline import Models, StreamSettings, start_query, warm_up, warm_up_workers
+from streamer.scoring.follow import AliasFollower, identity
+from streamer.scoring.groups import peek_groups, resolve_groups, ship_groups
+from streamer.scoring.model import (
+    ModelSpec,
+    pin_model_uri,
+    registry_client,
+    resolve_model,
+    ship_model,
+)
 from streamer.scoring.udf import ScoringSettings
 from streamer.session import build_session
 
@@ -119,7 +127,14 @@ class Service:
         self.metrics = ServiceMetrics()
         self.stats = RunStats(self.query_name, self.metrics)
         self.backend: KafkaBackend | None = None
-        self.model: ModelSpec | None = None
+        self.model: Models | None = None
+        self.shadow: ModelSpec | None = None
+        self.scoring: ScoringSettings | None = None
+        self.follower: AliasFollower | None = None
+        self._candidate: Models | None = None
+        self._generation = 0
+        self._base_name = self.query_name
+        self._swap_error: str | None = None
         self.query: StreamingQuery | None = None
         self.store: OffsetStore | None = None
         self.offsets: OffsetsListener | None = None
@@ -175,31 +190,28 @@ class Service:
         sweep_dead_work_dirs(cfg.spark.checkpoint_dir or tempfile.gettempdir())
         self._work_dir = tempfile.mkdtemp(prefix="streamer-", dir=cfg.spark.checkpoint_dir)
         Path(self._work_dir, OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
-        self.model = resolve_model(
-            cfg.model.uri,
-            tracking_uri=cfg.model.tracking_uri,
-            registry_uri=cfg.model.registry_uri,
-            threshold=cfg.model.threshold,
-            score_column=cfg.model.score_column,
-            work_dir=self._work_dir,
-        )
-        ship_model(spark, self.model)
-        self.metrics.model_info.labels(
-            name=self.model.name, version=self.model.version, uri=cfg.model.uri
-        ).set(1)
-        scoring = ScoringSettings(
+        self.model = self._resolve_models()
+        self._ship(self.model)
+        self._set_model_info(self.model)
+        self.shadow = self._resolve_shadow()
+        if self.shadow is not None:
+            ship_model(spark, self.shadow)
+        scoring = self.scoring = ScoringSettings(
             output_topic=cfg.kafka.output_topic,
             dead_letter_topic=cfg.kafka.dead_letter_topic,
             max_record_bytes=cfg.parse.max_record_bytes,
             threshold=cfg.model.threshold,
             score_column=cfg.model.score_column,
+            shadow_topic=cfg.shadow.topic if self.shadow is not None else None,
+            cache_size=cfg.model.cache_size,
         )
         if self.color:
             warm_up(
                 spark,
                 backend=self.backend,
-                spec=self.model,
+                models=self.model,
                 scoring=scoring,
+                shadow=self.shadow,
                 input_topic=cfg.kafka.input_topic,
                 ends=lambda: broker_ends(cfg.kafka),
                 rows=cfg.handoff.warmup_rows,
@@ -222,25 +234,7 @@ class Service:
         )
         spark.streams.addListener(self.offsets)
         self._listeners.append(self.offsets)
-        if self.backend.fences:
-            self._fence_file = os.path.join(self._work_dir, "fence")
-        checkpoint = tempfile.mkdtemp(prefix="checkpoint-", dir=self._work_dir)
-        self.query = start_query(
-            spark,
-            backend=self.backend,
-            spec=self.model,
-            scoring=scoring,
-            stream=StreamSettings(
-                input_topic=cfg.kafka.input_topic,
-                trigger=cfg.spark.trigger,
-                max_offsets_per_trigger=cfg.spark.max_offsets_per_trigger,
-                default_start=cfg.kafka.starting_offsets,
-                fence_file=self._fence_file,
-            ),
-            start_offsets=plan.offsets or None,
-            checkpoint_dir=checkpoint,
-            query_name=self.query_name,
-        )
+        self.query = self._start_query(plan.offsets or None)
         self.metrics.query_active.set(1)
         offsets = self.offsets
         if self.lease is not None:
@@ -257,18 +251,198 @@ class Service:
             self.stats,
             cfg.metrics.lag_interval_seconds,
         ).start()
+        if cfg.model.follow_alias:
+            self.follower = self._follow(self.model)
         log.info(
             'query started name="%s" backend="%s" input="%s" output="%s" dead_letters="%s" '
-            'model="%s" version="%s" trigger="%s"',
+            'model="%s" shadow="%s" follow_alias="%s" trigger="%s"',
             self.query_name,
             self.backend.name,
             cfg.kafka.input_topic,
             cfg.kafka.output_topic,
             cfg.kafka.dead_letter_topic,
-            self.model.name,
-            self.model.version,
+            identity(self.model),
+            identity(self.shadow) if self.shadow else "-",
+            cfg.model.follow_alias,
             cfg.spark.trigger,
         )
+
+    def _resolve_models(self) -> Models:
+        """``model.uri`` resolved, pinned, downloaded and validated: one model, or one per
+        group for a ``model.group_by`` template."""
+        cfg = self.config.model
+        common: dict[str, Any] = {
+            "tracking_uri": cfg.tracking_uri,
+            "registry_uri": cfg.registry_uri,
+            "threshold": cfg.threshold,
+            "score_column": cfg.score_column,
+            "work_dir": self._work_dir,
+            "env_manager": cfg.env_manager,
+        }
+        if cfg.group_by is not None:
+            return resolve_groups(cfg.uri, cfg.group_by, **common)
+        return resolve_model(cfg.uri, **common)
+
+    def _ship(self, models: Models) -> None:
+        assert self.spark is not None
+        if isinstance(models, ModelSpec):
+            ship_model(self.spark, models)
+        else:
+            ship_groups(self.spark, models)
+
+    def _set_model_info(self, models: Models) -> None:
+        info = self.metrics.model_info
+        info.clear()
+        specs = [models] if isinstance(models, ModelSpec) else list(models.specs.values())
+        for spec in specs:
+            info.labels(name=spec.name, version=spec.version, uri=spec.uri).set(1)
+
+    def _resolve_shadow(self) -> ModelSpec | None:
+        """The shadow model, or None: none configured, or it cannot be served. A shadow that
+        fails to resolve, or whose topic is missing, is switched off with an ERROR line; it
+        never keeps the main model from starting."""
+        cfg = self.config
+        if cfg.shadow.model_uri is None or cfg.shadow.topic is None:
+            return None
+        try:
+            check_topics(cfg.kafka.bootstrap_servers, cfg.kafka.client, [cfg.shadow.topic])
+            shadow = resolve_model(
+                cfg.shadow.model_uri,
+                tracking_uri=cfg.model.tracking_uri,
+                registry_uri=cfg.model.registry_uri,
+                threshold=cfg.model.threshold,
+                score_column=cfg.model.score_column,
+                work_dir=self._work_dir,
+                env_manager=cfg.model.env_manager,
+            )
+        except StreamerError as exc:
+            self.metrics.shadow_enabled.set(0)
+            log.error('shadow scoring off: the shadow cannot be served error="%s"', exc)
+            return None
+        self.metrics.shadow_enabled.set(1)
+        log.info('shadow scoring on model="%s" topic="%s"', shadow.pinned_uri, cfg.shadow.topic)
+        return shadow
+
+    def _start_query(self, start_offsets: Offsets | None) -> StreamingQuery:
+        cfg = self.config
+        assert self.spark and self.backend and self.model and self.scoring and self._work_dir
+        if self.backend.fences:
+            self._fence_file = os.path.join(self._work_dir, f"fence-{self._generation}")
+        return start_query(
+            self.spark,
+            backend=self.backend,
+            models=self.model,
+            scoring=self.scoring,
+            shadow=self.shadow,
+            stream=StreamSettings(
+                input_topic=cfg.kafka.input_topic,
+                trigger=cfg.spark.trigger,
+                max_offsets_per_trigger=cfg.spark.max_offsets_per_trigger,
+                default_start=cfg.kafka.starting_offsets,
+                fence_file=self._fence_file,
+            ),
+            start_offsets=start_offsets,
+            checkpoint_dir=tempfile.mkdtemp(prefix="checkpoint-", dir=self._work_dir),
+            query_name=self.query_name,
+        )
+
+    def _follow(self, current: Models) -> AliasFollower:
+        cfg = self.config
+        m = cfg.model
+
+        def peek() -> str:
+            if m.group_by is not None:
+                return peek_groups(m.uri, m.group_by, m.tracking_uri, m.registry_uri)
+            return pin_model_uri(m.uri, registry_client(m.tracking_uri, m.registry_uri)).pinned_uri
+
+        def refused(candidate: str, reason: str) -> None:
+            self.metrics.model_swaps.labels(outcome="refused").inc()
+
+        def ready(candidate: Models) -> None:
+            self._candidate = candidate
+            self._wake.set()
+
+        return AliasFollower(
+            peek=peek,
+            resolve=self._resolve_models,
+            current=current,
+            poll_seconds=m.poll_seconds,
+            sample=lambda: recent_values(cfg.kafka, m.validation_rows),
+            max_record_bytes=cfg.parse.max_record_bytes,
+            on_ready=ready,
+            on_refused=refused,
+        ).start()
+
+    def _swap(self, candidate: Models) -> str | None:
+        """Serve ``candidate`` from the next batch on; the query's error if it died.
+
+        The candidate is shipped and loaded in every Python worker while the old query still
+        runs; then the source is fenced and drained (the last batch completes, nothing is in
+        flight), the last batch's progress is awaited, and a new query starts at its end, in
+        the same SparkSession, with a fresh checkpoint. No event is skipped or read twice with
+        the ``python`` backend; Spark's ``kafka`` source cannot be fenced, so there a swap
+        may replay the batch that was in flight.
+        """
+        assert self.spark and self.scoring and self.offsets and self.query
+        old = self.model
+        assert old is not None
+        started = time.monotonic()
+        try:
+            self._ship(candidate)
+            warm_up_workers(
+                self.spark,
+                candidate,
+                self.scoring,
+                self.config.handoff.warmup_rows,
+                shadow=self.shadow,
+            )
+        except Exception as exc:  # the executors cannot load it: keep the current version
+            log.error(
+                'model version refused; executors cannot load it candidate="%s" error="%s"',
+                identity(candidate),
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+            self.metrics.model_swaps.labels(outcome="refused").inc()
+            if self.follower is not None:
+                self.follower.swapped(old)
+            return None
+        error = self._stop_query(self.query, timeout=self.config.handoff.drain_timeout_seconds)
+        if error is not None:
+            return error
+        self._generation += 1
+        self.query_name = f"{self._base_name}-{self._generation}"
+        self.stats.retarget(self.query_name)
+        self.offsets.retarget(self.query_name)
+        position = self.offsets.position
+        self.model = candidate
+        self.query = self._start_query(position or None)
+        self._set_model_info(candidate)
+        self.metrics.model_swaps.labels(outcome="swapped").inc()
+        if self.follower is not None:
+            self.follower.swapped(candidate)
+        log.info(
+            'model swapped from="%s" to="%s" at="%s" query="%s" seconds="%.2f"',
+            identity(old),
+            identity(candidate),
+            format_offsets(position),
+            self.query_name,
+            time.monotonic() - started,
+        )
+        return None
+
+    def _stop_query(self, query: StreamingQuery, timeout: float) -> str | None:
+        """Stop at a batch boundary (fenced where the source allows) and wait until the last
+        batch's progress is counted and its offsets persisted; the query's error, if any."""
+        if self._fence_file:
+            error = _drain_fenced(query, self._fence_file, timeout)
+        else:
+            error = _stop_at_batch_boundary(query, timeout)
+        last = query.lastProgress
+        if last is not None:
+            self.stats.wait_for_batch(int(last["batchId"]), timeout=10.0)
+            if self.offsets is not None:
+                self.offsets.wait_persisted(int(last["batchId"]), timeout=10.0)
+        return error
 
     def _acquire_lease(self, color: str) -> None:
         cfg = self.config.handoff
@@ -386,7 +560,21 @@ class Service:
         """Block until ``stop`` is set (then stop cleanly) or the query dies."""
         if self.query is None:
             raise StreamerError("Service.run_until() called before start()")
-        while not stop.is_set() and not self._wake.is_set():
+        while not stop.is_set():
+            if self._wake.is_set():
+                candidate, self._candidate = self._candidate, None
+                if candidate is None or self._handoff_to or self._lost:
+                    break
+                self._wake.clear()
+                try:
+                    error = self._swap(candidate)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                if error is not None:
+                    log.error('query failed during the model swap error="%s"', error)
+                    self._swap_error = error
+                    break
+                continue
             try:
                 if self.query.awaitTermination(poll_seconds):  # type: ignore[arg-type]
                     break
@@ -404,17 +592,12 @@ class Service:
         """
         if self._result is not None:
             return self._result
-        query, error = self.query, None
+        if self.follower is not None:
+            self.follower.stop()
+            self.follower = None
+        query, error = self.query, self._swap_error
         if query is not None:
-            if self._fence_file:
-                error = _drain_fenced(query, self._fence_file, timeout)
-            else:
-                error = _stop_at_batch_boundary(query, timeout)
-            last = query.lastProgress
-            if last is not None:
-                self.stats.wait_for_batch(int(last["batchId"]), timeout=10.0)
-                if self.offsets is not None:
-                    self.offsets.wait_persisted(int(last["batchId"]), timeout=10.0)
+            error = self._stop_query(query, timeout) or error
         if self._lag is not None:
             self._lag.stop()
             self._lag = None

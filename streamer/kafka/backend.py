@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -19,7 +21,14 @@ from pyspark.sql.streaming import StreamingQuery
 
 from streamer.config import KafkaConfig
 from streamer.errors import KafkaIOError
-from streamer.kafka.admin import OffsetProbe, cluster_id, is_tansu, loggable, topic_partitions
+from streamer.kafka.admin import (
+    OffsetProbe,
+    client_config,
+    cluster_id,
+    is_tansu,
+    loggable,
+    topic_partitions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,16 +224,29 @@ class PythonKafkaBackend(_Backend):
     # Data Source API (admission control, Arrow writer), which an EMR runtime's older
     # PySpark may lack; the jvm backend never needs it.
     def read_stream(self, spark: SparkSession, **kwargs: Any) -> DataFrame:
-        from streamer.kafka.pysource import KafkaDataSource
-
-        spark.dataSource.register(KafkaDataSource)
+        _register(spark)
         return super().read_stream(spark, **kwargs)
 
     def write_stream(self, df: DataFrame, **kwargs: Any) -> StreamingQuery:
-        from streamer.kafka.pysource import KafkaDataSource
-
-        df.sparkSession.dataSource.register(KafkaDataSource)
+        _register(df.sparkSession)
         return super().write_stream(df, **kwargs)
+
+
+def _register(spark: SparkSession) -> None:
+    """Register the Python data source, usable from the calling thread.
+
+    Spark looks a Python data source up in the JVM thread's *active* session. A Python
+    thread gets its own JVM thread (py4j pinned threads), which has none until some call
+    sets it (``createDataFrame`` does; ``readStream``/``writeStream`` do not), so a query
+    started from such a thread failed with DATA_SOURCE_NOT_FOUND (seen in the test suite).
+    PySpark has no public call for this; ``createDataFrame`` makes the same one.
+    """
+    from streamer.kafka.pysource import KafkaDataSource
+
+    spark.dataSource.register(KafkaDataSource)
+    jvm = spark._jvm
+    assert jvm is not None
+    jvm.SparkSession.setActiveSession(spark._jsparkSession)
 
 
 def jvm_connector_available(spark: SparkSession) -> bool:
@@ -302,3 +324,46 @@ def select_backend(
     strategy = resolve_end_offsets(end_offsets, bootstrap_servers, client)
     log.info('python source end offsets strategy="%s"', strategy)
     return PythonKafkaBackend(bootstrap_servers, client, strategy, score_in_source)
+
+
+def recent_values(kafka: KafkaConfig, rows: int, timeout: float = 15.0) -> list[bytes | None]:
+    """About ``rows`` of the input topic's most recent record values (driver side), spread
+    over its partitions; fewer when the topic holds fewer. Used to vet a new model version
+    on the events it will see."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    earliest, latest = broker_ends(kafka)
+    per_partition = max(1, rows // max(1, len(latest)))
+    wanted = {
+        tp: (max(earliest.get(tp, 0), end - per_partition), end)
+        for tp, end in latest.items()
+        if end > earliest.get(tp, 0)
+    }
+    if not wanted:
+        return []
+    consumer = Consumer(
+        client_config(
+            kafka.bootstrap_servers,
+            kafka.client,
+            group_id=f"streamer-sample-{uuid.uuid4().hex[:8]}",
+            enable_auto_commit=False,
+        )
+    )
+    values: list[bytes | None] = []
+    try:
+        consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _) in wanted.items()])
+        remaining = dict(wanted)
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                offset = message.offset()
+                if message.error() is not None or offset is None:
+                    continue
+                tp = (message.topic(), message.partition())
+                if tp in remaining and offset < remaining[tp][1]:
+                    values.append(message.value())
+                    if offset + 1 >= remaining[tp][1]:
+                        del remaining[tp]
+    finally:
+        consumer.close()
+    return values

@@ -101,6 +101,8 @@ class RecordScorer(Protocol):
     """What the reader's ``scorer`` option holds (e.g. :class:`streamer.scoring.udf.Scorer`)."""
 
     output_type: StructType
+    shadow_topic: str | None
+    """Where the ``shadow_value`` column goes, or None without a shadow model."""
 
     def score(
         self,
@@ -384,6 +386,8 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             return
         schema = to_arrow_schema(self.scorer.output_type, timezone="UTC")
         delivery = Delivery(self.bootstrap, self.settings, self.flush_timeout)
+        shadow_topic = self.scorer.shadow_topic if self.produce else None
+        shadow = Delivery(self.bootstrap, self.settings, self.flush_timeout)
         n_partition = partition.partition
         for keys, values, offsets, stamps in read_chunks(consumer, partition, self.poll_timeout):
             n = len(offsets)
@@ -397,13 +401,17 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             )
             if self.produce:
                 delivery.produce(columns["topic"], columns["key"], columns["value"])
-                columns["key"] = columns["value"] = [None] * n
+                if shadow_topic is not None:
+                    shadow.produce_shadow(shadow_topic, columns["key"], columns["shadow_value"])
+                columns["key"] = columns["value"] = columns["shadow_value"] = [None] * n
             yield pa.RecordBatch.from_arrays(
                 [pa.array(columns[f.name], f.type, from_pandas=True) for f in schema],
                 schema=schema,
             )
         if self.produce:
             delivery.finish()
+            if shadow_topic is not None:
+                shadow.finish_shadow(shadow_topic)
 
     def commit(self, end: dict) -> None:
         """Nothing to do: positions are the listener's business, never a consumer group's."""
@@ -538,17 +546,25 @@ def _worker_producer(bootstrap: str, settings: Mapping[str, str]) -> Producer:
 
 
 class Delivery:
-    """Produces records with the worker's producer; :meth:`finish` waits until every one is
-    acknowledged and raises if any was not."""
+    """Produces records with the worker's producer; :meth:`finish` waits until every one of
+    its own records is acknowledged and raises if any was not.
+
+    Several deliveries may share the worker's producer; each counts only its own records, so
+    a shadow delivery (:meth:`produce_shadow`, :meth:`finish_shadow`) that fails or stalls
+    never fails the main one, and only logs.
+    """
 
     def __init__(self, bootstrap: str, settings: Mapping[str, str], flush_timeout: float) -> None:
         self.bootstrap = bootstrap
         self.settings = settings
         self.flush_timeout = flush_timeout
         self.failures: list[KafkaError] = []
+        self.sent = 0
+        self.acked = 0
         self._producer: Producer | None = None
 
     def _on_delivery(self, error: KafkaError | None, _message: Any) -> None:
+        self.acked += 1
         if error is not None:
             self.failures.append(error)
 
@@ -570,15 +586,56 @@ class Delivery:
                     break
                 except BufferError:
                     producer.poll(0.05)
+        self.sent += len(values)
         producer.poll(0)
 
+    def _wait(self, timeout: float) -> int:
+        """Flush until this delivery's records are acknowledged; how many are not."""
+        deadline = time.monotonic() + timeout
+        while self.acked < self.sent:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.producer.flush(min(left, 0.5))
+        return self.sent - self.acked
+
     def finish(self) -> None:
-        remaining = self.producer.flush(self.flush_timeout)
+        remaining = self._wait(self.flush_timeout)
         if remaining or self.failures:
             failures = self.failures
             raise KafkaIOError(
                 f"{len(failures)} records failed and {remaining} were not acknowledged within "
                 f"{self.flush_timeout:.0f}s; first error: {failures[0] if failures else 'timeout'}"
+            )
+
+    def produce_shadow(
+        self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes | None]
+    ) -> None:
+        """Produce the non-null ``values`` to ``topic``; an error is logged, not raised."""
+        present = [i for i, v in enumerate(values) if v is not None]
+        if not present:
+            return
+        try:
+            self.produce(
+                [topic] * len(present), [keys[i] for i in present], [values[i] for i in present]
+            )
+        except Exception as exc:
+            log.warning('shadow records not produced topic="%s" error="%s"', topic, exc)
+
+    def finish_shadow(self, topic: str) -> None:
+        """Wait briefly for the shadow records (the main ones are already acknowledged)."""
+        try:
+            remaining = self._wait(min(self.flush_timeout, 10.0))
+        except Exception as exc:
+            log.warning('shadow delivery failed topic="%s" error="%s"', topic, exc)
+            return
+        if remaining or self.failures:
+            log.warning(
+                'shadow records lost topic="%s" failed="%d" unacknowledged="%d" first_error="%s"',
+                topic,
+                len(self.failures),
+                remaining,
+                self.failures[0] if self.failures else "timeout",
             )
 
 

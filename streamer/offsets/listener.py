@@ -135,6 +135,20 @@ class OffsetsListener(StreamingQueryListener):
         if self._on_failure is not None:
             self._on_failure(kind)
 
+    def retarget(self, query_name: str) -> None:
+        """Persist for the query that replaces the stopped one (a model swap), whose batch ids
+        start again at 0, from :attr:`position`. Call it once the stopped query's last
+        progress has arrived; late events of the old query are ignored by name."""
+        with self._save_lock, self._cond:
+            self.query_name = query_name
+            self._position_batch = self.persisted_batch = self.attempted_batch = -1
+
+    @property
+    def position(self) -> Offsets:
+        """The end of the last completed batch (persisted, or about to be)."""
+        with self._cond:
+            return merge_offsets(self._position)
+
     def wait_persisted(self, batch_id: int, timeout: float) -> bool:
         """Wait until ``batch_id``'s progress has arrived and its persist was attempted;
         True when it is durable."""

@@ -1,9 +1,12 @@
-"""Executor side: one loaded pyfunc model per Python worker process, per pinned model.
+"""Executor side: the loaded pyfunc models of one Python worker process, least recently used
+evicted first.
 
-This module is imported by the scoring UDF, never pickled with it, so its state lives as
+This module is imported by the scoring code, never pickled with it, so its state lives as
 long as the Python worker does (``spark.python.worker.reuse`` keeps workers across tasks
 and batches). MLflow's own ``spark_udf`` reloads the model per task in local mode; here a
-reload happens only in a new worker process.
+reload happens only in a new worker process, or after eviction. The bound matters once a
+worker sees many models: one per group with ``model.group_by``, and the old and new version
+around a hot swap.
 """
 
 from __future__ import annotations
@@ -12,39 +15,58 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_models: dict[str, Any] = {}
+_models: OrderedDict[str, Any] = OrderedDict()
 _loads = 0
 
 
-def get_model(ship_name: str) -> tuple[Any, bool]:
-    """The model shipped as ``ship_name``, and whether this call loaded it."""
+def get_model(ship_name: str, *, env_manager: str = "local", capacity: int = 8) -> tuple[Any, bool]:
+    """The model shipped as ``ship_name``, and whether this call loaded it.
+
+    ``env_manager`` other than ``local`` serves the model from its own restored environment
+    (:mod:`.envs`). At most ``capacity`` models stay loaded.
+    """
     global _loads
-    model = _models.get(ship_name)
-    if model is not None:
-        return model, False
     with _lock:
         model = _models.get(ship_name)
         if model is not None:
+            _models.move_to_end(ship_name)
             return model, False
-        import mlflow.pyfunc
         from pyspark import SparkFiles
 
         started = time.perf_counter()
-        model = mlflow.pyfunc.load_model(SparkFiles.get(ship_name))
+        model = _load(SparkFiles.get(ship_name), env_manager)
         _models[ship_name] = model
         _loads += 1
+        while len(_models) > max(1, capacity):
+            evicted, old = _models.popitem(last=False)
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+            log.info('model evicted model="%s" pid="%d"', evicted, os.getpid())
         log.info(
-            'model loaded model="%s" pid="%d" seconds="%.3f"',
+            'model loaded model="%s" env_manager="%s" pid="%d" seconds="%.3f"',
             ship_name,
+            env_manager,
             os.getpid(),
             time.perf_counter() - started,
         )
         return model, True
+
+
+def _load(path: str, env_manager: str) -> Any:
+    if env_manager == "local":
+        import mlflow.pyfunc
+
+        return mlflow.pyfunc.load_model(path)
+    from streamer.scoring import envs
+
+    return envs.load(path, env_manager)
 
 
 def loads() -> int:

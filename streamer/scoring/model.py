@@ -29,6 +29,8 @@ from streamer.scoring.schema import signature_to_schema
 log = logging.getLogger(__name__)
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>[^/]+))/?$")
+_LOGGED_MODEL_URI = re.compile(r"^models:/(?P<id>m-[0-9a-f]+)/?$")
+"""MLflow 3's logged models (``models:/m-<id>``): immutable, so already pinned."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +46,7 @@ class ModelSpec:
     output_columns: tuple[str, ...] | None
     """Column names when the model returns several columns, None for one value per row,
     and None as well when no input example was available to probe the output."""
+    env_manager: str = "local"
 
     @property
     def ship_name(self) -> str:
@@ -58,7 +61,7 @@ class _Pinned:
     version: str | None
 
 
-def _client(tracking_uri: str | None, registry_uri: str | None) -> Any:
+def registry_client(tracking_uri: str | None, registry_uri: str | None) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
@@ -66,11 +69,15 @@ def _client(tracking_uri: str | None, registry_uri: str | None) -> Any:
 
 def pin_model_uri(uri: str, client: Any) -> _Pinned:
     """Resolve aliases, ``latest`` and stages to a version; keep other URIs as they are."""
+    logged = _LOGGED_MODEL_URI.match(uri)
+    if logged:
+        return _Pinned(uri, logged["id"], None)
     match = _MODELS_URI.match(uri)
     if uri.startswith("models:/") and not match:
         raise ModelError(
             f"model.uri = {uri!r} is not a registry URI streamer understands; use "
-            "models:/<name>@<alias>, models:/<name>/<version> or models:/<name>/latest"
+            "models:/<name>@<alias>, models:/<name>/<version>, models:/<name>/latest or a "
+            "logged model's models:/m-<id>"
         )
     try:
         if match:
@@ -156,8 +163,13 @@ def resolve_model(
     threshold: float | None = None,
     score_column: str | None = None,
     work_dir: str | None = None,
+    env_manager: str = "local",
 ) -> ModelSpec:
-    """Pin, download and validate the model; fail fast with a message that says what to fix."""
+    """Pin, download and validate the model; fail fast with a message that says what to fix.
+
+    With ``env_manager`` other than ``local`` the model's own environment is restored here
+    (once per machine; :mod:`.envs` caches it) and the probe scores through it.
+    """
     import mlflow
     from mlflow.models import Model
 
@@ -167,7 +179,7 @@ def resolve_model(
         mlflow.set_tracking_uri(tracking_uri)
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
-    pinned = pin_model_uri(uri, _client(tracking_uri, registry_uri))
+    pinned = pin_model_uri(uri, registry_client(tracking_uri, registry_uri))
     parent = Path(work_dir or tempfile.gettempdir())
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{pinned.name}-{pinned.version or 'local'}")
     dst = parent / f"streamer-model-{safe}-{uuid.uuid4().hex[:8]}"
@@ -199,7 +211,13 @@ def resolve_model(
             f"{pinned.pinned_uri} has no python_function flavor; pyfunc cannot load it"
         )
     schema = signature_to_schema(metadata.signature)
-    output_columns = _probe_output(metadata, str(dst), threshold, score_column, pinned.pinned_uri)
+    if env_manager != "local":
+        from streamer.scoring import envs
+
+        envs.prepare(str(dst), env_manager)
+    output_columns = _probe_output(
+        metadata, str(dst), threshold, score_column, pinned.pinned_uri, env_manager
+    )
     spec = ModelSpec(
         uri=uri,
         pinned_uri=pinned.pinned_uri,
@@ -208,6 +226,7 @@ def resolve_model(
         local_path=str(dst),
         input_schema=schema,
         output_columns=output_columns,
+        env_manager=env_manager,
     )
     log.info(
         'model resolved uri="%s" pinned="%s" name="%s" version="%s" inputs="%d" outputs="%s"',
@@ -222,7 +241,12 @@ def resolve_model(
 
 
 def _probe_output(
-    metadata: Any, path: str, threshold: float | None, score_column: str | None, where: str
+    metadata: Any,
+    path: str,
+    threshold: float | None,
+    score_column: str | None,
+    where: str,
+    env_manager: str = "local",
 ) -> tuple[str, ...] | None:
     """Load the model once on the driver and score its input example, when it has one.
 
@@ -230,8 +254,6 @@ def _probe_output(
     output is one value or several columns, so a threshold without ``model.score_column``
     on a multi-column model is refused at start rather than mislabelling every record.
     """
-    import mlflow.pyfunc
-
     try:
         example = metadata.load_input_example(path)
     except Exception as exc:
@@ -244,12 +266,17 @@ def _probe_output(
             where,
         )
         return None
+    model: Any = None
     try:
-        model = mlflow.pyfunc.load_model(path)
+        model = load_local(path, env_manager)
         frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
         predictions, columns = normalize_predictions(model.predict(frame), len(frame))
     except Exception as exc:
         raise ModelError(f"model {where} failed to score its own input example: {exc}") from exc
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:
+            close()
     if threshold is not None:
         if columns and score_column is None:
             raise ModelError(
@@ -265,6 +292,52 @@ def _probe_output(
         if np.isnan(scores).all():
             raise ModelError(f"model.threshold is set but {where} returns non-numeric predictions")
     return columns
+
+
+def load_local(path: str, env_manager: str = "local") -> Any:
+    """The model at ``path`` loaded in this process (or served from its restored environment)."""
+    if env_manager == "local":
+        import mlflow.pyfunc
+
+        return mlflow.pyfunc.load_model(path)
+    from streamer.scoring import envs
+
+    return envs.load(path, env_manager)
+
+
+def incompatibilities(current: ModelSpec, candidate: ModelSpec) -> list[str]:
+    """Why ``candidate`` cannot replace ``current`` mid-stream; empty when it can.
+
+    The events are the ones ``current`` reads, so every input of the candidate must be one
+    of the current inputs, with the same type, and required only where it was required: the
+    parser then accepts exactly the records it accepted before, for the new model as well.
+    The output must keep its shape (one value, or the same columns), since consumers of the
+    output topic read it.
+    """
+    problems = []
+    fields = {f.name: f for f in current.input_schema.fields}
+    for f in candidate.input_schema.fields:
+        old = fields.get(f.name)
+        if old is None:
+            problems.append(f"input {f.name!r} ({f.dataType.simpleString()}) is not read today")
+        elif old.dataType != f.dataType:
+            problems.append(
+                f"input {f.name!r} is {f.dataType.simpleString()}, was "
+                f"{old.dataType.simpleString()}"
+            )
+        elif old.nullable and not f.nullable:
+            problems.append(f"input {f.name!r} is required, was optional")
+    if current.output_columns != candidate.output_columns and None not in (
+        current.output_columns,
+        candidate.output_columns,
+    ):
+        problems.append(
+            f"output columns {list(candidate.output_columns or [])}, were "
+            f"{list(current.output_columns or [])}"
+        )
+    elif (current.output_columns is None) != (candidate.output_columns is None):
+        problems.append("output shape changed between one value and several columns")
+    return problems
 
 
 def ship_model(spark: SparkSession, spec: ModelSpec) -> None:

@@ -48,6 +48,7 @@ class Reason(StrEnum):
     WRONG_TYPE = "wrong_type"
     OUT_OF_RANGE = "out_of_range"
     MODEL_ERROR = "model_error"
+    NO_MODEL_FOR_GROUP = "no_model_for_group"
 
 
 REASONS: tuple[str, ...] = tuple(r.value for r in Reason)

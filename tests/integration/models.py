@@ -47,12 +47,20 @@ class RegisteredModel:
 
 
 def register_classifier(
-    tracking_uri: str, artifact_root: str, name: str, alias: str = "champion"
+    tracking_uri: str,
+    artifact_root: str,
+    name: str,
+    alias: str | None = "champion",
+    *,
+    seed: int = 0,
+    extra_column: str | None = None,
 ) -> RegisteredModel:
     """A OneHot + LogisticRegression pipeline whose pyfunc returns class probabilities.
 
     ``handle_unknown="error"`` is deliberate: an unseen merchant category makes ``predict``
-    raise, which is how tests produce a record that parses but cannot be scored.
+    raise, which is how tests produce a record that parses but cannot be scored. ``seed``
+    changes the training sample (another version of the same model); ``extra_column`` adds
+    a required string input the events do not carry (an incompatible version).
     """
     import mlflow
     import mlflow.sklearn
@@ -63,9 +71,11 @@ def register_classifier(
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     mlflow.set_tracking_uri(tracking_uri)
-    X = feature_frame(2000)
+    X = feature_frame(2000, seed=seed)
     y = fraud_labels(X)
     numeric = ["amount ($)", "hour", "distance.km", "txn_last_hour", "card present?"]
+    if extra_column is not None:
+        X[extra_column] = "x"
     model = Pipeline(
         [
             (
@@ -93,6 +103,8 @@ def register_classifier(
         )
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     version = str(info.registered_model_version)
+    if alias is None:
+        return RegisteredModel(name, version, f"models:/{name}/{version}", tracking_uri)
     client.set_registered_model_alias(name, alias, version)
     return RegisteredModel(name, version, f"models:/{name}@{alias}", tracking_uri)
 

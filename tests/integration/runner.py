@@ -15,7 +15,8 @@ from tests.helpers import Record
 
 
 def write_config(path, *, bootstrap: str, topics: dict[str, str], model, **sections) -> str:
-    """A YAML config for ``topics`` (keys in, out, dlq) on ``bootstrap``, scored by ``model``."""
+    """A YAML config for ``topics`` (keys in, out, dlq) on ``bootstrap``, scored by ``model``:
+    a registered model, or the whole ``model`` section as a dict."""
     document = {
         "kafka": {
             "bootstrap_servers": bootstrap,
@@ -24,7 +25,11 @@ def write_config(path, *, bootstrap: str, topics: dict[str, str], model, **secti
             "dead_letter_topic": topics["dlq"],
             "backend": "python",
         },
-        "model": {"uri": model.uri, "tracking_uri": model.tracking_uri},
+        "model": (
+            dict(model)
+            if isinstance(model, dict)
+            else {"uri": model.uri, "tracking_uri": model.tracking_uri}
+        ),
         "offsets": {"path": str(path.parent / "offsets")},
         "metrics": {"port": 0},
     }

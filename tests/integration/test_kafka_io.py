@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -193,6 +194,37 @@ def test_sink_writes_each_row_to_its_topic(spark, kafka_bootstrap, new_topic, ba
     written = {(r.key, r.value) for r in got_even + got_odd}
     assert len(got_even) + len(got_odd) == 300
     assert written == {(b"%d" % i, b"value-%d" % i) for i in range(300)}
+
+
+def test_streams_start_from_a_thread_without_an_active_session(
+    spark, kafka_bootstrap, new_topic, backend, tmp_path
+):
+    """Spark finds a Python data source through the JVM thread's active session, which a
+    fresh Python thread lacks (py4j gives it a new JVM thread); the backend must set it."""
+    source, out = new_topic(), new_topic()
+    produce(kafka_bootstrap, source, [(b"k", b"v")])
+    started: list = []
+
+    def start() -> None:
+        spark._jvm.SparkSession.clearActiveSession()
+        df = backend.read_stream(spark, topics=[source], start_offsets=None)
+        started.append(
+            backend.write_stream(
+                df.select(F.lit(out).alias("topic"), "key", "value"),
+                checkpoint_dir=str(tmp_path / "thread"),
+                trigger="200 milliseconds",
+                query_name=f"thread_{uuid.uuid4().hex[:8]}",
+            )
+        )
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join(timeout=60)
+    assert started, "the stream did not start"
+    try:
+        assert [(r.key, r.value) for r in consume_all(kafka_bootstrap, out, 1)] == [(b"k", b"v")]
+    finally:
+        started[0].stop()
 
 
 def test_jvm_connector_is_not_on_this_classpath(spark):

@@ -258,3 +258,44 @@ def test_handoff_needs_a_lease_store_and_a_sane_timeout(tmp_path):
         load_config(
             _yaml(tmp_path, "handoff: {lease_timeout_seconds: 2, heartbeat_seconds: 1}\n"), env={}
         )
+
+
+def test_model_lifecycle_keys_default_off_and_env_overridable():
+    config = load_config(None, env={})
+    assert config.model.follow_alias is False and config.model.env_manager == "local"
+    assert config.model.group_by is None and config.shadow.model_uri is None
+    env = {
+        "STREAMER_MODEL__FOLLOW_ALIAS": "true",
+        "STREAMER_MODEL__POLL_SECONDS": "5",
+        "STREAMER_MODEL__ENV_MANAGER": "uv",
+        "STREAMER_SHADOW__MODEL_URI": "models:/fraud-detector@challenger",
+    }
+    config = load_config(None, env=env)
+    assert config.model.follow_alias is True and config.model.poll_seconds == 5.0
+    assert config.model.env_manager == "uv"
+    assert config.shadow.topic == "predictions.shadow", "the shadow topic defaults from output"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model: {env_manager: conda}", "model.env_manager = 'conda'"),
+        ("model: {follow_alias: true, uri: 'models:/fraud/3'}", "names no alias"),
+        ("model: {uri: 'models:/fraud-{country}@champion'}", "model.group_by is not set"),
+        ("model: {group_by: country}", "a registry template naming the field once"),
+        (
+            "model: {group_by: country, uri: 'models:/fraud-{merchant}@champion'}",
+            "e.g. models:/fraud-{country}@champion",
+        ),
+        ("model: {cache_size: 0}", "model.cache_size = 0"),
+        ("shadow: {model_uri: 'models:/x@c', topic: predictions}", "same as kafka.output_topic"),
+        (
+            "model: {group_by: country, uri: 'models:/f-{country}@c'}\nshadow: {model_uri: 'models:/x@c'}",
+            "shadow scoring of grouped models is not supported",
+        ),
+    ],
+)
+def test_bad_model_lifecycle_config_names_the_key_and_the_fix(tmp_path, text, message):
+    with pytest.raises(ConfigError, match="config error") as caught:
+        load_config(_yaml(tmp_path, text), env={})
+    assert message in str(caught.value)

@@ -1,0 +1,215 @@
+"""Driver side: follow ``model.uri``'s alias in the registry and vet each new version.
+
+:class:`AliasFollower` polls the registry every ``model.poll_seconds`` on its own thread.
+When the alias points somewhere new it resolves the candidate (pin, download, probe), then
+checks it against the model being served:
+
+1. the signature: :func:`.model.incompatibilities` (the candidate must read the events the
+   current model reads, and keep the output's shape);
+2. a sample: the input topic's most recent records, scored on the driver by both models;
+   every record the current model scores, the candidate must score too.
+
+A candidate that passes is handed to ``on_ready`` (the service swaps at a batch boundary);
+one that fails is refused: an ERROR log line saying why, ``on_refused`` (a metric), and the
+version is remembered so it is not retried until the alias moves again. The served model
+never changes here; the follower only proposes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streamer.errors import StreamerError
+from streamer.scoring.model import ModelSpec, incompatibilities, load_local
+from streamer.scoring.parse import RecordParser
+from streamer.scoring.udf import predict_isolating
+
+log = logging.getLogger(__name__)
+
+Resolve = Callable[[], Any]
+"""Resolves ``model.uri`` afresh: a ModelSpec, or a GroupedModels for a template."""
+Peek = Callable[[], str]
+"""What :func:`identity` would say of a fresh resolve, from registry metadata alone."""
+
+
+def identity(models: Any) -> str:
+    """What names the served version(s): ``name/version``, or the groups' pinned versions."""
+    if isinstance(models, ModelSpec):
+        return models.pinned_uri
+    return str(models.key())
+
+
+def sample_failures(
+    current: ModelSpec,
+    candidate: ModelSpec,
+    values: Sequence[bytes | None],
+    max_record_bytes: int,
+    loaded: dict[str, Any],
+) -> list[str]:
+    """Records of ``values`` that ``current`` scores and ``candidate`` does not, described.
+
+    Both models run here, on the driver; ``loaded`` caches them by path across calls.
+    """
+
+    def scored(spec: ModelSpec) -> tuple[set[int], dict[int, str]]:
+        parsed = RecordParser(spec.input_schema, max_record_bytes).parse(list(values))
+        errors = {pos: f"{reason.value}: {message}" for pos, reason, message in parsed.rejects}
+        if not len(parsed.frame):
+            return set(), errors
+        model = loaded.get(spec.local_path)
+        if model is None:
+            model = loaded[spec.local_path] = load_local(spec.local_path, spec.env_manager)
+        predictions, failures = predict_isolating(model, parsed.frame)
+        positions = parsed.positions
+        errors.update({int(positions[i]): f"model_error: {m}" for i, m in failures.items()})
+        return {int(positions[i]) for i in predictions}, errors
+
+    ok_now, _ = scored(current)
+    ok_next, errors = scored(candidate)
+    lost = sorted(ok_now - ok_next)
+    return [f"record {i}: {errors.get(i, 'not scored')}" for i in lost]
+
+
+class AliasFollower:
+    """Polls for a new version of the served model(s) and vets it; see the module doc."""
+
+    def __init__(
+        self,
+        *,
+        peek: Peek,
+        resolve: Resolve,
+        current: Any,
+        poll_seconds: float,
+        sample: Callable[[], list[bytes | None]],
+        max_record_bytes: int,
+        on_ready: Callable[[Any], None],
+        on_refused: Callable[[str, str], None],
+    ) -> None:
+        self._peek = peek
+        self._resolve = resolve
+        self.current = current
+        self._poll = poll_seconds
+        self._sample = sample
+        self._max_record_bytes = max_record_bytes
+        self._on_ready = on_ready
+        self._on_refused = on_refused
+        self._seen = {identity(current)}
+        self._pending: str | None = None
+        self._loaded: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> AliasFollower:
+        self._thread = threading.Thread(target=self._run, name="alias-follower", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self._close_loaded()
+
+    def swapped(self, models: Any) -> None:
+        """The service now serves ``models`` (called after a swap)."""
+        self.current = models
+        self._pending = None
+        self._close_loaded()
+
+    def _close_loaded(self) -> None:
+        for model in self._loaded.values():
+            close = getattr(model, "close", None)
+            if close is not None:
+                close()
+        self._loaded.clear()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll):
+            if self._pending is not None:
+                continue  # a vetted candidate waits for its batch boundary
+            try:
+                self.check()
+            except Exception:  # the follower never takes the service down
+                log.exception("model alias check failed; will retry")
+
+    def check(self) -> Any | None:
+        """One poll: the vetted candidate handed to ``on_ready``, or None."""
+        try:
+            key = self._peek()
+        except StreamerError as exc:
+            log.warning('model alias lookup failed; retrying error="%s"', exc)
+            return None
+        if key in self._seen:
+            return None
+        self._seen.add(key)
+        try:
+            candidate = self._resolve()
+        except StreamerError as exc:
+            log.error(
+                'model version refused; cannot resolve it candidate="%s" error="%s"', key, exc
+            )
+            self._on_refused(key, str(exc))
+            return None
+        problems = self._vet(candidate)
+        if problems:
+            _discard(candidate, self.current)
+            reason = "; ".join(problems[:5]) + (
+                f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+            )
+            log.error(
+                'model version refused; still serving the current one candidate="%s" '
+                'current="%s" reason="%s"',
+                key,
+                identity(self.current),
+                reason,
+            )
+            self._on_refused(key, reason)
+            return None
+        log.info('model version accepted candidate="%s" current="%s"', key, identity(self.current))
+        self._pending = key
+        self._on_ready(candidate)
+        return candidate
+
+    def _vet(self, candidate: Any) -> list[str]:
+        pairs = _pairs(self.current, candidate)
+        problems = [f"{name}: {p}" for name, old, new in pairs for p in incompatibilities(old, new)]
+        if problems:
+            return problems
+        values = self._sample()
+        if not values:
+            return []
+        for name, old, new in pairs:
+            failed = sample_failures(old, new, values, self._max_record_bytes, self._loaded)
+            if failed:
+                problems.append(
+                    f"{name}: fails {len(failed)} of {len(values)} recent input records the "
+                    f"current version scores; first {failed[0][:300]}"
+                )
+        return problems
+
+
+def _pairs(current: Any, candidate: Any) -> list[tuple[str, ModelSpec, ModelSpec]]:
+    """(label, current, candidate) for each model that changed."""
+    if isinstance(current, ModelSpec):
+        return [(candidate.pinned_uri, current, candidate)]
+    return [
+        (spec.pinned_uri, current.specs[group], spec)
+        for group, spec in candidate.specs.items()
+        if group in current.specs and spec.pinned_uri != current.specs[group].pinned_uri
+    ]
+
+
+def _discard(candidate: Any, current: Any) -> None:
+    """Remove the download of a candidate that will not be served."""
+    keep = {s.local_path for s in _specs(current)}
+    for spec in _specs(candidate):
+        if spec.local_path not in keep:
+            shutil.rmtree(spec.local_path, ignore_errors=True)
+
+
+def _specs(models: Any) -> list[ModelSpec]:
+    return [models] if isinstance(models, ModelSpec) else list(models.specs.values())
