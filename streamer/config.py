@@ -475,6 +475,11 @@ def _check_model(config: Config) -> Config:
             "config error: shadow.model_uri is set with model.group_by; shadow scoring of "
             "grouped models is not supported. Remove one of them"
         )
+    if model.cache_size < 2:
+        raise ConfigError(
+            f"config error: model.cache_size = {model.cache_size} with shadow.model_uri set: "
+            "each worker needs room for the model and the shadow; set it to 2 or more"
+        )
     topic = shadow.topic or f"{kafka.output_topic}.shadow"
     taken = {
         "kafka.input_topic": kafka.input_topic,

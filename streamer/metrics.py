@@ -174,12 +174,12 @@ class ServiceMetrics:
         )
         self.shadow_outputs = Counter(
             "streamer_shadow_outputs",
-            "Shadow model records written to the shadow topic",
+            "Shadow model records produced to the shadow topic",
             registry=r,
         )
         self.shadow_failures = Counter(
             "streamer_shadow_failures",
-            "Parsed records the shadow model did not score (its failures never reach the output)",
+            "Parsed records without a shadow record: not scored, or dropped (never the output's)",
             registry=r,
         )
         self.model_swaps = Counter(

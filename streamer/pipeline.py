@@ -265,7 +265,8 @@ def warm_up_workers(
     """
     started = time.perf_counter()
     specs = [models] if isinstance(models, ModelSpec) else list(models.specs.values())
-    specs = specs[: scoring.cache_size] + ([shadow] if shadow is not None else [])
+    room = scoring.cache_size - (1 if shadow is not None else 0)
+    specs = specs[:room] + ([shadow] if shadow is not None else [])
     loads = [(s.ship_name, s.env_manager) for s in specs]
     capacity = scoring.cache_size
     first = specs[0]

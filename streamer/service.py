@@ -21,6 +21,7 @@ request stops this run the same way SIGTERM does, then marks the lease released.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -47,7 +48,14 @@ from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import client_config
 from streamer.kafka.backend import broker_ends, offset_probe, recent_values
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
-from streamer.offsets import Offsets, OffsetsListener, OffsetStore, format_offsets, merge_offsets
+from streamer.offsets import (
+    Offsets,
+    OffsetsListener,
+    OffsetStore,
+    format_offsets,
+    merge_offsets,
+    parse_offsets,
+)
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
 from streamer.offsets.stores import store_for
 from streamer.pipeline import Models, StreamSettings, start_query, warm_up, warm_up_workers
@@ -404,18 +412,34 @@ class Service:
             )
             self.metrics.model_swaps.labels(outcome="refused").inc()
             if self.follower is not None:
-                self.follower.swapped(old)
+                self.follower.rejected(candidate)
             return None
-        error = self._stop_query(self.query, timeout=self.config.handoff.drain_timeout_seconds)
+        stopped = self.query
+        error = self._stop_query(stopped, timeout=self.config.handoff.drain_timeout_seconds)
         if error is not None:
             return error
+        # The stopped query's own end, in case its last progress event is late.
+        position = merge_offsets(self.offsets.position, _ended(stopped))
         self._generation += 1
         self.query_name = f"{self._base_name}-{self._generation}"
         self.stats.retarget(self.query_name)
         self.offsets.retarget(self.query_name)
-        position = self.offsets.position
-        self.model = candidate
-        self.query = self._start_query(position or None)
+        try:
+            self.model = candidate
+            self.query = self._start_query(position or None)
+        except Exception as exc:
+            log.error(
+                "query with the new version failed to start; back to the current one "
+                'candidate="%s" error="%s"',
+                identity(candidate),
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+            self.metrics.model_swaps.labels(outcome="refused").inc()
+            self.model = old
+            self.query = self._start_query(position or None)
+            if self.follower is not None:
+                self.follower.rejected(candidate)
+            return None
         self._set_model_info(candidate)
         self.metrics.model_swaps.labels(outcome="swapped").inc()
         if self.follower is not None:
@@ -560,12 +584,12 @@ class Service:
         """Block until ``stop`` is set (then stop cleanly) or the query dies."""
         if self.query is None:
             raise StreamerError("Service.run_until() called before start()")
-        while not stop.is_set():
+        while not stop.is_set() and not (self._handoff_to or self._lost):
             if self._wake.is_set():
+                self._wake.clear()  # before reading what woke us: a later wake is kept
                 candidate, self._candidate = self._candidate, None
                 if candidate is None or self._handoff_to or self._lost:
                     break
-                self._wake.clear()
                 try:
                     error = self._swap(candidate)
                 except Exception as exc:
@@ -592,12 +616,12 @@ class Service:
         """
         if self._result is not None:
             return self._result
-        if self.follower is not None:
-            self.follower.stop()
-            self.follower = None
         query, error = self.query, self._swap_error
         if query is not None:
             error = self._stop_query(query, timeout) or error
+        if self.follower is not None:  # after the drain: it may be mid-download
+            self.follower.stop()
+            self.follower = None
         if self._lag is not None:
             self._lag.stop()
             self._lag = None
@@ -721,6 +745,18 @@ def _offset_difference(previous: Offsets, start: Offsets) -> tuple[int, int]:
                 lost += max(0, delta)
                 duplicates += max(0, -delta)
     return lost, duplicates
+
+
+def _ended(query: StreamingQuery) -> Offsets:
+    """The end offsets of ``query``'s last batch, from its own last progress."""
+    ended: Offsets = {}
+    last: dict[str, Any] = query.lastProgress or {}
+    for source in last.get("sources", []):
+        end = source.get("endOffset")
+        ended = merge_offsets(
+            ended, parse_offsets(end if isinstance(end, str) else json.dumps(end))
+        )
+    return ended
 
 
 def _drain_fenced(query: StreamingQuery, fence_file: str, timeout: float) -> str | None:

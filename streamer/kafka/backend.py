@@ -330,7 +330,7 @@ def recent_values(kafka: KafkaConfig, rows: int, timeout: float = 15.0) -> list[
     """About ``rows`` of the input topic's most recent record values (driver side), spread
     over its partitions; fewer when the topic holds fewer. Used to vet a new model version
     on the events it will see."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     earliest, latest = broker_ends(kafka)
     per_partition = max(1, rows // max(1, len(latest)))
@@ -347,6 +347,7 @@ def recent_values(kafka: KafkaConfig, rows: int, timeout: float = 15.0) -> list[
             kafka.client,
             group_id=f"streamer-sample-{uuid.uuid4().hex[:8]}",
             enable_auto_commit=False,
+            enable_partition_eof=True,
         )
     )
     values: list[bytes | None] = []
@@ -356,10 +357,14 @@ def recent_values(kafka: KafkaConfig, rows: int, timeout: float = 15.0) -> list[
         deadline = time.monotonic() + timeout
         while remaining and time.monotonic() < deadline:
             for message in consumer.consume(1000, timeout=0.5):
-                offset = message.offset()
-                if message.error() is not None or offset is None:
+                offset, error = message.offset(), message.error()
+                tp = (str(message.topic()), int(message.partition() or 0))
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.pop(tp, None)  # the end, short of it (transaction markers)
                     continue
-                tp = (message.topic(), message.partition())
+                if offset is None:
+                    continue
                 if tp in remaining and offset < remaining[tp][1]:
                     values.append(message.value())
                     if offset + 1 >= remaining[tp][1]:

@@ -402,7 +402,10 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             if self.produce:
                 delivery.produce(columns["topic"], columns["key"], columns["value"])
                 if shadow_topic is not None:
-                    shadow.produce_shadow(shadow_topic, columns["key"], columns["shadow_value"])
+                    dropped = shadow.produce_shadow(
+                        shadow_topic, columns["key"], columns["shadow_value"]
+                    )
+                    columns["shadow_status"][dropped] = -1
                 columns["key"] = columns["value"] = columns["shadow_value"] = [None] * n
             yield pa.RecordBatch.from_arrays(
                 [pa.array(columns[f.name], f.type, from_pandas=True) for f in schema],
@@ -609,23 +612,49 @@ class Delivery:
             )
 
     def produce_shadow(
-        self, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes | None]
-    ) -> None:
-        """Produce the non-null ``values`` to ``topic``; an error is logged, not raised."""
+        self,
+        topic: str,
+        keys: Sequence[bytes | None],
+        values: Sequence[bytes | None],
+        patience: float = 1.0,
+    ) -> list[int]:
+        """Produce the non-null ``values`` to ``topic``; the positions not produced.
+
+        Never raises and never waits long: when the producer's queue stays full for
+        ``patience`` seconds (a stalled shadow topic fills it), the rest is dropped rather
+        than hold up the main records queued behind it.
+        """
+        producer, on_delivery = self.producer, self._on_delivery
         present = [i for i, v in enumerate(values) if v is not None]
-        if not present:
-            return
-        try:
-            self.produce(
-                [topic] * len(present), [keys[i] for i in present], [values[i] for i in present]
-            )
-        except Exception as exc:
-            log.warning('shadow records not produced topic="%s" error="%s"', topic, exc)
+        deadline = time.monotonic() + patience
+        for n, i in enumerate(present):
+            try:
+                while True:
+                    try:
+                        producer.produce(
+                            topic, value=values[i], key=keys[i], on_delivery=on_delivery
+                        )
+                        self.sent += 1
+                        break
+                    except BufferError:
+                        if time.monotonic() > deadline:
+                            raise
+                        producer.poll(0.05)
+            except Exception as exc:
+                log.warning(
+                    'shadow records dropped topic="%s" dropped="%d" error="%s"',
+                    topic,
+                    len(present) - n,
+                    type(exc).__name__ if isinstance(exc, BufferError) else exc,
+                )
+                return present[n:]
+        producer.poll(0)
+        return []
 
     def finish_shadow(self, topic: str) -> None:
         """Wait briefly for the shadow records (the main ones are already acknowledged)."""
         try:
-            remaining = self._wait(min(self.flush_timeout, 10.0))
+            remaining = self._wait(min(self.flush_timeout, 5.0))
         except Exception as exc:
             log.warning('shadow delivery failed topic="%s" error="%s"', topic, exc)
             return

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class OffsetsListener(StreamingQueryListener):
-    """Persists the end offsets of every completed micro-batch of one query.
+    """Persists the end offsets of every completed micro-batch of one query (and of the
+    queries that replace it after a model swap, see :meth:`retarget`).
 
     Ordering and threading contract:
 
@@ -73,12 +74,12 @@ class OffsetsListener(StreamingQueryListener):
     def onQueryProgress(self, event: Any) -> None:
         try:
             progress = event.progress
-            if progress.name != self.query_name:
-                return
             ended: Offsets = {}
             for source in progress.sources:
                 ended = merge_offsets(ended, parse_offsets(source.endOffset))
-            with self._cond:
+            with self._cond:  # the name is checked under the lock :meth:`retarget` takes
+                if progress.name != self.query_name:
+                    return
                 self._position = merge_offsets(self._position, ended)
                 self._position_batch = int(progress.batchId)
             self._persist()

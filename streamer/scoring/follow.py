@@ -97,7 +97,7 @@ class AliasFollower:
         self._max_record_bytes = max_record_bytes
         self._on_ready = on_ready
         self._on_refused = on_refused
-        self._seen = {identity(current)}
+        self._refused: str | None = None
         self._pending: str | None = None
         self._loaded: dict[str, Any] = {}
         self._stop = threading.Event()
@@ -120,12 +120,19 @@ class AliasFollower:
         self._pending = None
         self._close_loaded()
 
-    def _close_loaded(self) -> None:
-        for model in self._loaded.values():
-            close = getattr(model, "close", None)
+    def rejected(self, models: Any) -> None:
+        """The service could not serve ``models`` after all (its executors could not load
+        it, or its query would not start): not tried again until the alias moves."""
+        self._refused = identity(models)
+        self._pending = None
+
+    def _close_loaded(self, keep: Any = None) -> None:
+        """Close the models loaded for vetting, except ``keep``'s."""
+        kept = {s.local_path for s in _specs(keep)} if keep is not None else set()
+        for path in [p for p in self._loaded if p not in kept]:
+            close = getattr(self._loaded.pop(path), "close", None)
             if close is not None:
                 close()
-        self._loaded.clear()
 
     def _run(self) -> None:
         while not self._stop.wait(self._poll):
@@ -143,36 +150,45 @@ class AliasFollower:
         except StreamerError as exc:
             log.warning('model alias lookup failed; retrying error="%s"', exc)
             return None
-        if key in self._seen:
+        if key in (identity(self.current), self._refused):
             return None
-        self._seen.add(key)
         try:
             candidate = self._resolve()
         except StreamerError as exc:
-            log.error(
-                'model version refused; cannot resolve it candidate="%s" error="%s"', key, exc
-            )
-            self._on_refused(key, str(exc))
+            self._refuse(key, f"cannot resolve it: {exc}")
             return None
-        problems = self._vet(candidate)
+        key = identity(candidate)  # the alias may have moved again since the peek
+        try:
+            problems = self._vet(candidate)
+        except Exception:
+            _discard(candidate, self.current)
+            raise  # not a verdict on the version (e.g. the input topic is unreachable): retried
+        finally:
+            self._close_loaded(keep=self.current)
         if problems:
             _discard(candidate, self.current)
             reason = "; ".join(problems[:5]) + (
                 f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
             )
-            log.error(
-                'model version refused; still serving the current one candidate="%s" '
-                'current="%s" reason="%s"',
-                key,
-                identity(self.current),
-                reason,
-            )
-            self._on_refused(key, reason)
+            self._refuse(key, reason)
             return None
         log.info('model version accepted candidate="%s" current="%s"', key, identity(self.current))
         self._pending = key
         self._on_ready(candidate)
         return candidate
+
+    def _refuse(self, key: str, reason: str) -> None:
+        """Log and count the refusal; the version is not tried again until the alias moves
+        away from it (a move back to it is a new deployment and is vetted again)."""
+        self._refused = key
+        log.error(
+            'model version refused; still serving the current one candidate="%s" '
+            'current="%s" reason="%s"',
+            key,
+            identity(self.current),
+            reason,
+        )
+        self._on_refused(key, reason)
 
     def _vet(self, candidate: Any) -> list[str]:
         pairs = _pairs(self.current, candidate)

@@ -310,7 +310,8 @@ def incompatibilities(current: ModelSpec, candidate: ModelSpec) -> list[str]:
 
     The events are the ones ``current`` reads, so every input of the candidate must be one
     of the current inputs, with the same type, and required only where it was required: the
-    parser then accepts exactly the records it accepted before, for the new model as well.
+    parser then accepts every record it accepted before (and possibly more, when the
+    candidate drops an input).
     The output must keep its shape (one value, or the same columns), since consumers of the
     output topic read it.
     """

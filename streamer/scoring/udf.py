@@ -113,6 +113,13 @@ class _Model:
         self.multi_column = spec.output_columns is not None
 
 
+def _same_rules(mine: T.StructField | None, theirs: T.StructField) -> bool:
+    """Whether the main parser's verdict on a field holds for the shadow's as well."""
+    return (
+        mine is not None and mine.dataType == theirs.dataType and mine.nullable <= theirs.nullable
+    )
+
+
 class Scorer:
     """The scoring step on plain columns: parse, score with the worker's cached model, and
     turn every row into an output record or a dead letter. Picklable (built on the driver,
@@ -146,9 +153,9 @@ class Scorer:
         self.shadow_columns: list[str] | None = None
         self.shadow_parser: RecordParser | None = None
         if shadow is not None:
-            mine = {f.name: f.dataType for f in spec.input_schema.fields}
+            mine = {f.name: f for f in spec.input_schema.fields}
             theirs = shadow.input_schema.fields
-            if all(mine.get(f.name) == f.dataType for f in theirs):
+            if all(_same_rules(mine.get(f.name), f) for f in theirs):
                 self.shadow_columns = [f.name for f in theirs]
             else:  # the shadow reads fields the main model does not: parse for it too
                 self.shadow_parser = RecordParser(shadow.input_schema, settings.max_record_bytes)
@@ -169,7 +176,9 @@ class Scorer:
             env_manager=self.model.env_manager,
             capacity=self.settings.cache_size,
         )
-        if self.hold_model:
+        if self.hold_model and self.model.env_manager == "local":
+            # A served model (uv/virtualenv) is looked up per chunk instead: the LRU closes
+            # the server of a model it evicts, which a held reference would still call.
             self._model = model
         return model, loaded
 
@@ -272,8 +281,9 @@ class Scorer:
     ) -> None:
         """Shadow records into ``out`` by row position; failures are logged, never raised.
 
-        Rows the main model's parser accepted are scored (a shadow with fields of its own
-        parses them itself); a row without a shadow record counts as a shadow failure.
+        The rows the main model's parser accepted are scored; a shadow whose inputs differ
+        parses the values itself, and scores the rows its own parser accepts. A row the main
+        parser accepted without a shadow record counts as a shadow failure.
         """
         try:
             if self.shadow_parser is not None:
