@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -34,7 +34,7 @@ from pyspark.sql.streaming import StreamingQuery
 from streamer import metrics
 from streamer.kafka import SOURCE_COLUMNS, KafkaBackend
 from streamer.offsets import Offsets
-from streamer.scoring.groups import GroupedModels, grouped_scores
+from streamer.scoring.groups import GroupedModels, Models, grouped_scores, specs_of
 from streamer.scoring.model import ModelSpec
 from streamer.scoring.schema import sample_value
 from streamer.scoring.udf import Scorer, ScoringSettings, make_scoring_udf
@@ -51,10 +51,6 @@ class StreamSettings:
     max_offsets_per_trigger: int | None
     default_start: str = "earliest"
     fence_file: str | None = None
-
-
-Models: TypeAlias = ModelSpec | GroupedModels
-"""One model, or one per value of ``model.group_by``."""
 
 
 def read_scored(
@@ -264,7 +260,7 @@ def warm_up_workers(
     models are loaded (up to ``cache_size`` of them) but not sampled.
     """
     started = time.perf_counter()
-    specs = [models] if isinstance(models, ModelSpec) else list(models.specs.values())
+    specs = specs_of(models)
     room = scoring.cache_size - (1 if shadow is not None else 0)
     specs = specs[:room] + ([shadow] if shadow is not None else [])
     loads = [(s.ship_name, s.env_manager) for s in specs]

@@ -58,9 +58,9 @@ from streamer.offsets import (
 )
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
 from streamer.offsets.stores import store_for
-from streamer.pipeline import Models, StreamSettings, start_query, warm_up, warm_up_workers
+from streamer.pipeline import StreamSettings, start_query, warm_up, warm_up_workers
 from streamer.scoring.follow import AliasFollower, identity
-from streamer.scoring.groups import peek_groups, resolve_groups, ship_groups
+from streamer.scoring.groups import Models, peek_groups, resolve_groups, ship_groups, specs_of
 from streamer.scoring.model import (
     ModelSpec,
     pin_model_uri,
@@ -301,8 +301,7 @@ class Service:
     def _set_model_info(self, models: Models) -> None:
         info = self.metrics.model_info
         info.clear()
-        specs = [models] if isinstance(models, ModelSpec) else list(models.specs.values())
-        for spec in specs:
+        for spec in specs_of(models):
             info.labels(name=spec.name, version=spec.version, uri=spec.uri).set(1)
 
     def _resolve_shadow(self) -> ModelSpec | None:

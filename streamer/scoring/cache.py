@@ -18,6 +18,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from streamer.scoring import envs
+
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
@@ -40,7 +42,7 @@ def get_model(ship_name: str, *, env_manager: str = "local", capacity: int = 8) 
         from pyspark import SparkFiles
 
         started = time.perf_counter()
-        model = _load(SparkFiles.get(ship_name), env_manager)
+        model = envs.load(SparkFiles.get(ship_name), env_manager)
         _models[ship_name] = model
         _loads += 1
         while len(_models) > max(1, capacity):
@@ -57,16 +59,6 @@ def get_model(ship_name: str, *, env_manager: str = "local", capacity: int = 8) 
             time.perf_counter() - started,
         )
         return model, True
-
-
-def _load(path: str, env_manager: str) -> Any:
-    if env_manager == "local":
-        import mlflow.pyfunc
-
-        return mlflow.pyfunc.load_model(path)
-    from streamer.scoring import envs
-
-    return envs.load(path, env_manager)
 
 
 def loads() -> int:

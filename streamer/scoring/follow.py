@@ -24,19 +24,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamer.errors import StreamerError
-from streamer.scoring.model import ModelSpec, incompatibilities, load_local
+from streamer.scoring import envs
+from streamer.scoring.groups import GroupedModels, Models, specs_of
+from streamer.scoring.model import ModelSpec, incompatibilities
 from streamer.scoring.parse import RecordParser
 from streamer.scoring.udf import predict_isolating
 
 log = logging.getLogger(__name__)
 
-Resolve = Callable[[], Any]
+Resolve = Callable[[], Models]
 """Resolves ``model.uri`` afresh: a ModelSpec, or a GroupedModels for a template."""
 Peek = Callable[[], str]
 """What :func:`identity` would say of a fresh resolve, from registry metadata alone."""
 
 
-def identity(models: Any) -> str:
+def identity(models: Models) -> str:
     """What names the served version(s): ``name/version``, or the groups' pinned versions."""
     if isinstance(models, ModelSpec):
         return models.pinned_uri
@@ -62,7 +64,7 @@ def sample_failures(
             return set(), errors
         model = loaded.get(spec.local_path)
         if model is None:
-            model = loaded[spec.local_path] = load_local(spec.local_path, spec.env_manager)
+            model = loaded[spec.local_path] = envs.load(spec.local_path, spec.env_manager)
         predictions, failures = predict_isolating(model, parsed.frame)
         positions = parsed.positions
         errors.update({int(positions[i]): f"model_error: {m}" for i, m in failures.items()})
@@ -82,11 +84,11 @@ class AliasFollower:
         *,
         peek: Peek,
         resolve: Resolve,
-        current: Any,
+        current: Models,
         poll_seconds: float,
         sample: Callable[[], list[bytes | None]],
         max_record_bytes: int,
-        on_ready: Callable[[Any], None],
+        on_ready: Callable[[Models], None],
         on_refused: Callable[[str, str], None],
     ) -> None:
         self._peek = peek
@@ -114,21 +116,21 @@ class AliasFollower:
             self._thread.join(timeout=60)
         self._close_loaded()
 
-    def swapped(self, models: Any) -> None:
+    def swapped(self, models: Models) -> None:
         """The service now serves ``models`` (called after a swap)."""
         self.current = models
         self._pending = None
         self._close_loaded()
 
-    def rejected(self, models: Any) -> None:
+    def rejected(self, models: Models) -> None:
         """The service could not serve ``models`` after all (its executors could not load
         it, or its query would not start): not tried again until the alias moves."""
         self._refused = identity(models)
         self._pending = None
 
-    def _close_loaded(self, keep: Any = None) -> None:
+    def _close_loaded(self, keep: Models | None = None) -> None:
         """Close the models loaded for vetting, except ``keep``'s."""
-        kept = {s.local_path for s in _specs(keep)} if keep is not None else set()
+        kept = {s.local_path for s in specs_of(keep)} if keep is not None else set()
         for path in [p for p in self._loaded if p not in kept]:
             close = getattr(self._loaded.pop(path), "close", None)
             if close is not None:
@@ -143,7 +145,7 @@ class AliasFollower:
             except Exception:  # the follower never takes the service down
                 log.exception("model alias check failed; will retry")
 
-    def check(self) -> Any | None:
+    def check(self) -> Models | None:
         """One poll: the vetted candidate handed to ``on_ready``, or None."""
         try:
             key = self._peek()
@@ -190,7 +192,7 @@ class AliasFollower:
         )
         self._on_refused(key, reason)
 
-    def _vet(self, candidate: Any) -> list[str]:
+    def _vet(self, candidate: Models) -> list[str]:
         pairs = _pairs(self.current, candidate)
         problems = [f"{name}: {p}" for name, old, new in pairs for p in incompatibilities(old, new)]
         if problems:
@@ -208,10 +210,11 @@ class AliasFollower:
         return problems
 
 
-def _pairs(current: Any, candidate: Any) -> list[tuple[str, ModelSpec, ModelSpec]]:
+def _pairs(current: Models, candidate: Models) -> list[tuple[str, ModelSpec, ModelSpec]]:
     """(label, current, candidate) for each model that changed."""
-    if isinstance(current, ModelSpec):
+    if isinstance(current, ModelSpec) and isinstance(candidate, ModelSpec):
         return [(candidate.pinned_uri, current, candidate)]
+    assert isinstance(current, GroupedModels) and isinstance(candidate, GroupedModels)
     return [
         (spec.pinned_uri, current.specs[group], spec)
         for group, spec in candidate.specs.items()
@@ -219,13 +222,9 @@ def _pairs(current: Any, candidate: Any) -> list[tuple[str, ModelSpec, ModelSpec
     ]
 
 
-def _discard(candidate: Any, current: Any) -> None:
+def _discard(candidate: Models, current: Models) -> None:
     """Remove the download of a candidate that will not be served."""
-    keep = {s.local_path for s in _specs(current)}
-    for spec in _specs(candidate):
+    keep = {s.local_path for s in specs_of(current)}
+    for spec in specs_of(candidate):
         if spec.local_path not in keep:
             shutil.rmtree(spec.local_path, ignore_errors=True)
-
-
-def _specs(models: Any) -> list[ModelSpec]:
-    return [models] if isinstance(models, ModelSpec) else list(models.specs.values())

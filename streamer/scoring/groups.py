@@ -30,7 +30,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -117,6 +117,15 @@ class GroupedModels:
         """Names the set of pinned versions: equal keys serve the same models. It equals
         what :func:`peek_groups` says of the registry state it was resolved from."""
         return _key({group: spec.pinned_uri for group, spec in self.specs.items()})
+
+
+Models: TypeAlias = ModelSpec | GroupedModels
+"""One model, or one per value of ``model.group_by``."""
+
+
+def specs_of(models: Models) -> list[ModelSpec]:
+    """Every model ``models`` serves."""
+    return [models] if isinstance(models, ModelSpec) else list(models.specs.values())
 
 
 def _key(pinned: dict[str, str]) -> str:

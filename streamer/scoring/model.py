@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from streamer.errors import ModelError
+from streamer.scoring import envs
 from streamer.scoring.schema import signature_to_schema
 
 log = logging.getLogger(__name__)
@@ -212,8 +213,6 @@ def resolve_model(
         )
     schema = signature_to_schema(metadata.signature)
     if env_manager != "local":
-        from streamer.scoring import envs
-
         envs.prepare(str(dst), env_manager)
     output_columns = _probe_output(
         metadata, str(dst), threshold, score_column, pinned.pinned_uri, env_manager
@@ -268,7 +267,7 @@ def _probe_output(
         return None
     model: Any = None
     try:
-        model = load_local(path, env_manager)
+        model = envs.load(path, env_manager)
         frame = example if isinstance(example, pd.DataFrame) else pd.DataFrame(example)
         predictions, columns = normalize_predictions(model.predict(frame), len(frame))
     except Exception as exc:
@@ -292,17 +291,6 @@ def _probe_output(
         if np.isnan(scores).all():
             raise ModelError(f"model.threshold is set but {where} returns non-numeric predictions")
     return columns
-
-
-def load_local(path: str, env_manager: str = "local") -> Any:
-    """The model at ``path`` loaded in this process (or served from its restored environment)."""
-    if env_manager == "local":
-        import mlflow.pyfunc
-
-        return mlflow.pyfunc.load_model(path)
-    from streamer.scoring import envs
-
-    return envs.load(path, env_manager)
 
 
 def incompatibilities(current: ModelSpec, candidate: ModelSpec) -> list[str]:
