@@ -37,6 +37,11 @@ from tests.integration.runner import Running, write_config
 
 pytestmark = pytest.mark.integration
 
+needs_pyenv = pytest.mark.skipif(
+    shutil.which("pyenv") is None,
+    reason="pyenv is not on PATH: env_manager virtualenv restores the model's Python with it",
+)
+
 REPO = Path(__file__).resolve().parents[2]
 PIN = {"uv": "4.9.0", "virtualenv": "4.8.0"}
 """A different pin per manager: each gets an environment of its own (MLflow names the
@@ -142,7 +147,7 @@ def _running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-@pytest.mark.parametrize("manager", ["uv", "virtualenv"])
+@pytest.mark.parametrize("manager", ["uv", pytest.param("virtualenv", marks=needs_pyenv)])
 def test_restored_environment_scores_with_its_own_packages(probe_models, manager):
     _, path = probe_models[manager]
     envs.prepare(path, manager)
@@ -265,6 +270,7 @@ def test_uv_without_the_models_python_says_how_to_fix_it(probe_models, tmp_path)
     assert not envs.env_dir(path).exists()
 
 
+@needs_pyenv
 def test_virtualenv_without_the_models_python_says_how_to_fix_it(probe_models, tmp_path):
     path = _copy_with(probe_models["uv"][1], tmp_path, python="3.11.99")
     with pytest.raises(ModelError, match=r"pyenv has no Python 3\.11\.99.*pyenv install"):
