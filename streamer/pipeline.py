@@ -11,8 +11,15 @@
           ──observe──────────────▶ per-batch counts for RunStats
           ──write_stream(noop)───▶ nothing: the records are already in Kafka
 
+    grouped models (``model.group_by``), either backend:
+    Kafka ──read_stream──────────▶ source columns
+          ──applyInPandas by group▶ each group scored by its own model (a shuffle)
+          ──observe ▸ write_stream▶ Kafka
+
 Good and bad records leave through the same producer. On the python path no record
-crosses between Python and the JVM; only the observed columns do.
+crosses between Python and the JVM; only the observed columns do. A shadow model's records
+are produced by the source task beside the main ones, or become a second row per event for
+the sink on the UDF path.
 """
 
 from __future__ import annotations

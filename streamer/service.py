@@ -17,6 +17,11 @@ With ``handoff.color`` set the run is one side of a blue-green pair
 then takes the lease (asking a live owner to drain with ``takeover``), and only then reads
 the start offsets, which the previous owner persisted before releasing. A successor's
 request stops this run the same way SIGTERM does, then marks the lease released.
+
+With ``model.follow_alias`` an :class:`~streamer.scoring.follow.AliasFollower` proposes vetted
+new versions; the run loop swaps them in (:meth:`Service._swap`): the new version is loaded
+in the workers, the query drained the same fenced way, and a new query started at its end
+in the same session, with the listeners retargeted to it.
 """
 
 from __future__ import annotations
