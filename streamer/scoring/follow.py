@@ -152,6 +152,8 @@ class AliasFollower:
         except StreamerError as exc:
             log.warning('model alias lookup failed; retrying error="%s"', exc)
             return None
+        if key != self._refused:
+            self._refused = None  # the alias moved away: a later move back is vetted again
         if key in (identity(self.current), self._refused):
             return None
         try:

@@ -45,3 +45,59 @@ def test_new_input_other_type_tighter_requirement_and_output_shape_are_refused()
     assert incompatibilities(CURRENT, other_columns) == [
         "output columns ['no', 'yes'], were ['0', '1']"
     ]
+
+
+class _Registry:
+    """What the follower asks: the alias's current version, and the model it resolves to."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.resolved: list[str] = []
+
+    def peek(self) -> str:
+        return f"models:/m/{self.version}"
+
+    def resolve(self) -> ModelSpec:
+        self.resolved.append(self.version)
+        fields = [("amount", T.DoubleType(), False)]
+        if self.version == "3":  # needs an input the events lack
+            fields.append(("device id", T.StringType(), False))
+        schema = T.StructType([T.StructField(n, t, nullable) for n, t, nullable in fields])
+        return ModelSpec(
+            "u", f"models:/m/{self.version}", "m", self.version, "/nonexistent", schema, None
+        )
+
+
+def _follower(registry: _Registry, ready: list, refused: list):
+    from streamer.scoring.follow import AliasFollower
+
+    return AliasFollower(
+        peek=registry.peek,
+        resolve=registry.resolve,
+        current=registry.resolve(),
+        poll_seconds=3600,
+        sample=list,
+        max_record_bytes=1000,
+        on_ready=ready.append,
+        on_refused=lambda key, reason: refused.append((key, reason)),
+    )
+
+
+def test_a_refused_version_is_vetted_again_only_after_the_alias_moved_away():
+    registry, ready, refused = _Registry("2"), [], []
+    follower = _follower(registry, ready, refused)
+    assert follower.check() is None and registry.resolved == ["2"], "the current version: no-op"
+    registry.version = "3"
+    assert follower.check() is None
+    assert [key for key, _ in refused] == ["models:/m/3"]
+    assert "'device id'" in refused[0][1]
+    follower.check()
+    assert len(refused) == 1 and registry.resolved == ["2", "3"], "not tried again while there"
+    registry.version = "2"
+    follower.check()  # back on the current version
+    registry.version = "3"
+    follower.check()
+    assert len(refused) == 2, "moved away and back: vetted again"
+    registry.version = "4"
+    candidate = follower.check()
+    assert candidate is not None and ready == [candidate] and candidate.version == "4"
