@@ -28,6 +28,15 @@ PyPI), then, each step in its own process group (:mod:`bench.phases`):
 Every scoring process runs with ``OMP_NUM_THREADS=1`` (the server inherits it), as the
 throughput bench does. The run holds ``flock --lock`` (default ``/tmp/bench.lock``) so other
 benchmarks do not share the machine with it.
+
+The end-to-end figure (the service with ``model.env_manager: uv`` against ``local`` on one
+preloaded topic) comes from the throughput bench, which writes it into this section between
+``<!-- envs-e2e:start -->`` and ``<!-- envs-e2e:end -->`` (:func:`write_end_to_end`)::
+
+    python bench/throughput.py --systems streamer,streamer_uv --events 300000 \
+        --results /tmp/uv-throughput.md --no-profile
+
+A run of this bench rewrites the rest of the section and keeps that paragraph as it is.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ from bench.chaos import write_results
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 MARKER = "envs"
+E2E = "envs-e2e"
+"""The end-to-end paragraph inside the section, written by ``bench/throughput.py``."""
 FRAME_ROWS = (1_000, 10_000)
 WIRES = ("parquet", "json")
 
@@ -322,8 +333,10 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
             "dont_write_bytecode": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
         }
         section = render(report, command=command, settings=settings)
+        results_path = Path(args.results).resolve()
         # Still under the lock: other benches rewrite their sections of the same file.
-        write_results(section, MARKER, Path(args.results).resolve())
+        kept = end_to_end_block(results_path.read_text() if results_path.exists() else "")
+        write_results(section + kept, MARKER, results_path)
     (work / "summary.json").write_text(json.dumps(report, indent=2, default=str))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str))
@@ -332,6 +345,34 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
 
 
 # --- the report -------------------------------------------------------------------------
+
+
+def end_to_end_block(text: str) -> str:
+    """The end-to-end paragraph of the envs section of ``text``, markers included, with the
+    blank line before it; empty when there is none."""
+    start, end = f"<!-- {E2E}:start -->", f"<!-- {E2E}:end -->"
+    if start not in text or end not in text:
+        return ""
+    return "\n" + text[text.index(start) : text.index(end) + len(end)] + "\n"
+
+
+def write_end_to_end(block: str, path: Path) -> None:
+    """Put ``block`` (the throughput bench's end-to-end paragraph) into the envs section of
+    ``path``: in place of the previous one, else at the end of the section, else as a new
+    envs section. Nothing else in the file changes."""
+    start, end = f"<!-- {E2E}:start -->", f"<!-- {E2E}:end -->"
+    wrapped = f"{start}\n{block}{end}"
+    text = path.read_text() if path.exists() else ""
+    section_end = f"<!-- {MARKER}:end -->"
+    if start in text and end in text:
+        text = text[: text.index(start)] + wrapped + text[text.index(end) + len(end) :]
+    elif f"<!-- {MARKER}:start -->" in text and section_end in text:
+        at = text.index(section_end)
+        text = text[:at] + "\n" + wrapped + "\n" + text[at:]
+    else:
+        write_results("\n" + wrapped + "\n", MARKER, path)
+        return
+    path.write_text(text)
 
 
 def _ms(seconds: float) -> str:

@@ -15,6 +15,13 @@ drain that topic once per system, one after another, each into its own output to
     in ``--processes`` plain Python processes.
 (d) ``model``: ``model.predict`` on in-memory pandas frames of 10,000 rows.
 
+Not in the default ``--systems``: ``streamer_uv`` (a″), the service exactly as (a) but with
+``model.env_manager: uv`` (the model served from its restored environment through a local
+scoring server, :mod:`streamer.scoring.envs`), its own dead-letter topic, and its
+predictions compared with (a)'s key by key. ``--systems streamer,streamer_uv`` gives the
+end-to-end figure beside the predict-level ones of :mod:`bench.envs`; that run also writes
+the "End to end" paragraph of the envs section of ``--envs-results``.
+
 Steady state of the Spark systems (a, b), from the query's progress events: drop the first
 two batches with data (start-up, code generation, Python workers and model loads), then
 rate = input rows of the remaining batches / wall time from the end of the second batch to
@@ -60,11 +67,14 @@ from bench.chaos import write_results
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 SYSTEMS = ("streamer", "streamer_udf", "recipe", "ceiling", "model")
-SPARK_SYSTEMS = ("streamer", "streamer_udf", "recipe")
+OPTIONAL = ("streamer_uv",)
+"""Systems run only when ``--systems`` names them."""
+SPARK_SYSTEMS = ("streamer", "streamer_uv", "streamer_udf", "recipe")
 EXTRA = "ceiling_default"
 """(c) again with each library's default thread count, run when ``--omp-threads`` is set."""
 LABELS = {
     "streamer": "(a) streamer service",
+    "streamer_uv": "(a″) streamer, model.env_manager uv",
     "streamer_udf": "(a′) streamer, kafka.score_in_source off (source ▸ UDF ▸ sink)",
     "recipe": "(b) recipe: spark_udf + json_normalize",
     "ceiling": "(c) ceiling: plain Python loop",
@@ -73,6 +83,7 @@ LABELS = {
 }
 SHORT = {
     "streamer": "a",
+    "streamer_uv": "a″",
     "streamer_udf": "a′",
     "recipe": "b",
     "ceiling": "c",
@@ -158,8 +169,24 @@ def steady_state(progress: Sequence[dict], skip: int = SKIP_BATCHES) -> dict[str
 # --- the phases, each run in its own process ---------------------------------------------
 
 
+def _environment(model_path: str) -> dict[str, Any]:
+    """Where the uv environment of the model lives, and whether it is complete."""
+    from streamer.scoring import envs
+
+    where = envs.env_dir(model_path)
+    marker = where / envs.READY_MARKER
+    return {
+        "dir": str(where),
+        "ready": marker.exists(),
+        "marker": json.loads(marker.read_text()) if marker.exists() else None,
+    }
+
+
 def _phase_streamer(spec: dict, name: str = "streamer") -> dict:
-    """The service; ``streamer_udf`` runs it with ``kafka.score_in_source`` off."""
+    """The service; ``streamer_udf`` runs it with ``kafka.score_in_source`` off,
+    ``streamer_uv`` with ``model.env_manager: uv`` (and its own dead-letter topic)."""
+    import yaml
+
     from bench.chaos import write_config
     from streamer.config import load_config
     from streamer.logs import configure_logging
@@ -168,15 +195,32 @@ def _phase_streamer(spec: dict, name: str = "streamer") -> dict:
     configure_logging("INFO", "text")
     work = Path(spec["work"]) / name
     work.mkdir(parents=True, exist_ok=True)
+    uv = name == "streamer_uv"
+    before = _environment(spec["model_path"]) if uv else None
     path = write_config(
         work,
         spec["bootstrap"],
-        {"in": spec["input"], "out": spec["outputs"][name], "dlq": spec["dead_letters"]},
+        {
+            "in": spec["input"],
+            "out": spec["outputs"][name],
+            "dlq": spec["dead_letters_uv" if uv else "dead_letters"],
+        },
         (spec["model_uri"], spec["tracking_uri"]),
         spec["max_offsets_per_trigger"],
-        kafka={"score_in_source": name == "streamer"},
+        kafka={"score_in_source": name in ("streamer", "streamer_uv")},
     )
+    if uv:
+        # write_config merges extra sections into its own, but its positional parameter
+        # ``model`` (the URIs) takes the name, so ``model={...}`` cannot reach it: merge
+        # env_manager into the model section it wrote (uri and tracking_uri stay).
+        document = yaml.safe_load(path.read_text())
+        document["model"]["env_manager"] = "uv"
+        path.write_text(yaml.safe_dump(document))
     config = load_config(path, env={})
+    if uv:
+        got = (config.model.uri, config.model.tracking_uri, config.model.env_manager)
+        if got != (spec["model_uri"], spec["tracking_uri"], "uv"):
+            raise RuntimeError(f"the uv config lost the model section's keys: {config.model}")
     started = time.monotonic()
     service = Service(config)
     service.start()
@@ -185,9 +229,21 @@ def _phase_streamer(spec: dict, name: str = "streamer") -> dict:
         progress = wait_for_rows(service.query, spec["events"], spec["timeout"])
     finally:
         result = service.stop()
+    environment = {}
+    if before is not None:
+        after = _environment(spec["model_path"])
+        environment = {
+            "environment": {
+                "dir": after["dir"],
+                "cached": before["ready"],
+                # Written by the prepare of this start when the environment was not cached.
+                "prepare_s": None if before["ready"] else (after["marker"] or {}).get("seconds"),
+            }
+        }
     return {
         "progress": progress,
         "startup_seconds": query_started - started,
+        **environment,
         "seconds": time.monotonic() - started,
         "outcome": result.outcome,
         **({"error": f"the service run {result.outcome}: {result.error}"} if result.error else {}),
@@ -302,6 +358,7 @@ def _phase_profile(spec: dict) -> dict:
 _PHASE_FUNCTIONS = {
     "streamer": _phase_streamer,
     "streamer_udf": lambda spec: _phase_streamer(spec, "streamer_udf"),
+    "streamer_uv": lambda spec: _phase_streamer(spec, "streamer_uv"),
     "recipe": _phase_recipe,
     "ceiling": _phase_ceiling,
     EXTRA: lambda spec: _phase_ceiling(spec, EXTRA),
@@ -325,8 +382,14 @@ def run_phase(name: str, spec: dict, timeout: float, log=print) -> dict:
 # --- reading the outputs back -----------------------------------------------------------
 
 
-def read_keys(bootstrap: str, topic: str, timeout: float = 300.0) -> tuple[int, int]:
-    """(records, distinct keys) in ``topic``, read to the end of every partition."""
+def read_keys(
+    bootstrap: str,
+    topic: str,
+    timeout: float = 300.0,
+    predictions: dict[bytes, Any] | None = None,
+) -> tuple[int, int]:
+    """(records, distinct keys) in ``topic``, read to the end of every partition; with
+    ``predictions``, each record's ``prediction`` field lands there by key as well."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
@@ -353,11 +416,45 @@ def read_keys(bootstrap: str, topic: str, timeout: float = 300.0) -> tuple[int, 
                 if error is None:
                     records += 1
                     keys.add(m.key())
+                    if predictions is not None:
+                        predictions[m.key()] = json.loads(m.value())["prediction"]
                 elif error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(m.partition())
     finally:
         consumer.close()
     return records, len(keys)
+
+
+def max_abs_diff(a: dict[bytes, Any], b: dict[bytes, Any]) -> tuple[float, int]:
+    """(largest absolute difference between the numbers of two keys' predictions, keys
+    missing from either side or whose predictions differ in shape or in a non-number)."""
+
+    def leaves(value: Any, path: tuple = ()) -> dict[tuple, Any]:
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            return {path: value}
+        out: dict[tuple, Any] = {}
+        for k, v in items:
+            out.update(leaves(v, (*path, k)))
+        return out
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    worst, mismatched = 0.0, len(a.keys() ^ b.keys())
+    for key in a.keys() & b.keys():
+        x, y = leaves(a[key]), leaves(b[key])
+        if x.keys() != y.keys():
+            mismatched += 1
+            continue
+        diffs = [abs(x[k] - y[k]) if number(x[k]) and number(y[k]) else None for k in x]
+        if any(d is None and x[k] != y[k] for d, k in zip(diffs, x)):
+            mismatched += 1
+        worst = max([worst, *(d for d in diffs if d is not None)])
+    return worst, mismatched
 
 
 # --- the report -------------------------------------------------------------------------
@@ -377,6 +474,10 @@ def _fmt(rate: float | None) -> str:
 
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "n/a"
+
+
+def _uv_rate(results: dict[str, dict]) -> float | None:
+    return _rate("streamer_uv", results.get("streamer_uv", {"error": "not run"}))
 
 
 def _machine() -> dict[str, str]:
@@ -402,8 +503,8 @@ def _commit() -> str:
 
 
 def _shown(results: dict[str, dict]) -> list[str]:
-    """The four systems, and (c′) after (c) when it ran."""
-    order = ["streamer", "streamer_udf", "recipe", "ceiling", EXTRA, "model"]
+    """The default systems, (a″) after (a) and (c′) after (c) when they ran."""
+    order = ["streamer", "streamer_uv", "streamer_udf", "recipe", "ceiling", EXTRA, "model"]
     return [s for s in order if s in SYSTEMS or s in results]
 
 
@@ -552,7 +653,12 @@ def render(
         f"Ratios from this run: **a/c = {_ratio(a, rates['ceiling'])}**, "
         f"**a/b = {_ratio(a, rates['recipe'])}**, a/d = {_ratio(a, rates['model'])}, "
         f"a/a′ = {_ratio(a, rates['streamer_udf'])} (scoring in the source against the "
-        "three-stage plan).",
+        "three-stage plan)"
+        + (
+            f", a″/a = {_ratio(_uv_rate(results), a)} (model.env_manager uv against local)."
+            if "streamer_uv" in results
+            else "."
+        ),
         "",
     ]
     if chart:
@@ -574,6 +680,64 @@ def render(
     return "\n".join(lines)
 
 
+def _environment_note(result: dict) -> str:
+    env = result["environment"]
+    if env["cached"]:
+        return "the uv environment was cached: `envs.prepare` found it complete"
+    made = f" in {env['prepare_s']:.1f} s" if env.get("prepare_s") is not None else ""
+    return f"the uv environment was not cached: this start created it{made}"
+
+
+def end_to_end(
+    results: dict[str, dict], counts: dict[str, str], *, command: str, settings: dict[str, Any]
+) -> str:
+    """The "End to end" paragraph of the envs section: (a) against (a″) from this run."""
+    a = _rate("streamer", results.get("streamer", {"error": "not run"}))
+    lines = [
+        "### End to end: the service with `model.env_manager` uv against local",
+        "",
+        f"Command: `{command}` (a separate run from the figures above)  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}  ",
+        f"Both systems are the service of the throughput bench's (a) (python backend, "
+        f"local[2], `kafka.score_in_source` on, maxOffsetsPerTrigger "
+        f"{settings['max_offsets_per_trigger']:,}, OMP_NUM_THREADS=1), draining the same "
+        f"preloaded {PARTITIONS}-partition topic of {settings['events']:,} events with the "
+        "same model, one after the other in one run; only `model.env_manager` differs. Rate "
+        "as in the throughput section: steady state from the progress events, the first two "
+        "batches dropped.",
+        "",
+        "| system | rows/s | / local | start-up to query start | first two batches (dropped) "
+        "| output check |",
+        "|---|---|---|---|---|---|",
+    ]
+    for system in ("streamer", "streamer_uv"):
+        result = results[system]
+        rate = _rate(system, result)
+        if "error" in result:
+            lines.append(f"| {LABELS[system]} | failed: {result['error']} | — | — | — | — |")
+            continue
+        start = f"{result['startup_seconds']:.1f} s"
+        if "environment" in result:
+            start += f" ({_environment_note(result)})"
+        first = ", ".join(f"{ms / 1000:.1f} s" for ms in result["steady"]["first_batches_ms"])
+        ratio = "1.00" if system == "streamer" else f"**{_ratio(rate, a)}**"
+        lines.append(
+            f"| {LABELS[system]} | **{_fmt(rate)}** | {ratio} | {start} | {first} | "
+            f"{counts.get(system, '—')} |"
+        )
+    lines += [
+        "",
+        "Start-up is `Service(config)` and `start()` until the query runs (SparkSession, "
+        "model download, the driver's probe of the input example; with uv also the "
+        "environment check and the probe's own scoring server). Output check: each system's "
+        "output topic read back to the end of every partition must hold every event once "
+        "(records = distinct keys = events), each system's own dead-letter topic must be "
+        "empty, and (a″)'s prediction for every key must equal (a)'s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def draw_chart(path: Path, results: dict[str, dict], title: str) -> None:
     import matplotlib
 
@@ -583,8 +747,10 @@ def draw_chart(path: Path, results: dict[str, dict], title: str) -> None:
     shown = _shown(results)
     names = [LABELS[s] for s in shown]
     rates = [_rate(s, results.get(s, {"error": "x"})) or 0.0 for s in shown]
+    failed = [" failed" if s in results else " not run" for s in shown]
     palette = {
         "streamer": "#1f77b4",
+        "streamer_uv": "#17becf",
         "streamer_udf": "#aec7e8",
         "recipe": "#ff7f0e",
         "ceiling": "#2ca02c",
@@ -594,11 +760,11 @@ def draw_chart(path: Path, results: dict[str, dict], title: str) -> None:
     colors = [palette[s] for s in shown]
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
     bars = ax.barh(names[::-1], [r / 1000 for r in rates[::-1]], color=colors[::-1])
-    for bar, rate in zip(bars, rates[::-1]):
+    for bar, rate, missing in zip(bars, rates[::-1], failed[::-1]):
         ax.text(
             bar.get_width(),
             bar.get_y() + bar.get_height() / 2,
-            f" {rate / 1000:,.1f}k/s" if rate else " failed",
+            f" {rate / 1000:,.1f}k/s" if rate else missing,
             va="center",
             fontsize=9,
         )
@@ -628,6 +794,8 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
     counts: dict[str, str] = {}
     notes: list[str] = []
     checked = True
+    compare = "streamer_uv" in systems
+    predictions: dict[str, dict[bytes, Any]] = {}
     with ExitStack() as stack:
         bootstrap = args.bootstrap_servers
         broker = "Kafka at " + str(bootstrap)
@@ -645,6 +813,9 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
                 for s in ("streamer", "streamer_udf", "recipe", "ceiling", EXTRA)
             },
         }
+        if "streamer_uv" in systems:
+            topics["outputs"]["streamer_uv"] = f"tp-out-streamer-uv-{name}"
+            topics["dead_letters_uv"] = f"tp-dlq-uv-{name}"
         create_topics(
             bootstrap,
             {},
@@ -652,6 +823,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
                 topics["input"]: PARTITIONS,
                 topics["dead_letters"]: 1,
                 topics["scratch"]: 1,
+                **({topics["dead_letters_uv"]: 1} if "dead_letters_uv" in topics else {}),
                 **{t: PARTITIONS for t in topics["outputs"].values()},
             },
         )
@@ -705,7 +877,11 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
             expected = events
             if system == "recipe":
                 expected = results[system]["steady"]["rows_total"]
-            records, distinct = read_keys(bootstrap, topic)
+            # (a″)'s predictions are compared with (a)'s, key by key.
+            keep = {} if system in ("streamer", "streamer_uv") and compare else None
+            records, distinct = read_keys(bootstrap, topic, predictions=keep)
+            if keep is not None:
+                predictions[system] = keep
             results[system]["output"] = {
                 "records": records,
                 "distinct_keys": distinct,
@@ -717,11 +893,26 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
                 ok = records >= distinct >= expected
             checked = checked and ok
             counts[system] = f"{records:,} records, {distinct:,} keys" + ("" if ok else " ✗")
-        if "streamer" in results and "error" not in results["streamer"]:
-            dead, _ = read_keys(bootstrap, topics["dead_letters"])
-            results["streamer"]["dead_letters"] = dead
-            checked = checked and dead == 0
-            counts["streamer"] += f", {dead} dead letters"
+        for system, dlq in (("streamer", "dead_letters"), ("streamer_uv", "dead_letters_uv")):
+            if system in results and "error" not in results[system]:
+                dead, _ = read_keys(bootstrap, topics[dlq])
+                results[system]["dead_letters"] = dead
+                checked = checked and dead == 0
+                counts[system] += f", {dead} dead letters"
+        if len(predictions) == 2:
+            worst, mismatched = max_abs_diff(predictions["streamer"], predictions["streamer_uv"])
+            results["streamer_uv"]["vs_streamer"] = {
+                "keys": len(predictions["streamer_uv"]),
+                "max_abs_diff": worst,
+                "mismatched": mismatched,
+            }
+            checked = checked and mismatched == 0 and worst <= 1e-9
+            counts["streamer_uv"] += (
+                f", predictions = (a)'s (max \\|Δ\\| {worst:.1e})"
+                if mismatched == 0 and worst <= 1e-9
+                else f", predictions ≠ (a)'s ({mismatched:,} keys, max \\|Δ\\| {worst:.1e}) ✗"
+            )
+        predictions.clear()
     if recipe_events < events:
         notes.append(
             f"(b) was capped at {recipe_events:,} events (`--recipe-events`): it stops after "
@@ -742,8 +933,9 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
         if "steady" in result and result["steady"].get("first_batches_ms"):
             first = ", ".join(f"{ms / 1000:.1f} s" for ms in result["steady"]["first_batches_ms"])
             notes.append(
-                f"({SHORT[system]}) start-up to query start {result['startup_seconds']:.0f} s; "
-                f"first two batches (dropped): {first}."
+                f"({SHORT[system]}) start-up to query start {result['startup_seconds']:.0f} s"
+                + (f" ({_environment_note(result)})" if "environment" in result else "")
+                + f"; first two batches (dropped): {first}."
             )
     results_path = Path(args.results).resolve()
     chart = Path(args.chart).resolve() if args.chart else results_path.with_name("throughput.png")
@@ -782,7 +974,16 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
         f"ratios: a/c={_ratio(a, _rate('ceiling', results.get('ceiling', {'error': 'x'})))} "
         f"a/b={_ratio(a, _rate('recipe', results.get('recipe', {'error': 'x'})))} "
         f"a/d={_ratio(a, _rate('model', results.get('model', {'error': 'x'})))}"
+        + (f" a″/a={_ratio(_uv_rate(results), a)}" if "streamer_uv" in results else "")
     )
+    if "streamer" in results and "streamer_uv" in results and args.envs_results:
+        from bench.envs import write_end_to_end
+
+        envs_path = Path(args.envs_results).resolve()
+        block = end_to_end(results, counts, command=command, settings=settings)
+        write_end_to_end(block, envs_path)
+        print(block)
+        log(f"throughput: wrote the end-to-end paragraph of the envs section of {envs_path}")
     return {"results": results, "checked": checked, "work": str(work), "chart": str(chart)}
 
 
@@ -805,7 +1006,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--recipe-events", type=int, default=None, help="cap (b) at this many events"
     )
     parser.add_argument("--processes", type=int, default=os.cpu_count(), help="for (c)")
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated, of {', '.join((*SYSTEMS, *OPTIONAL))} (default: all but "
+        f"{', '.join(OPTIONAL)})",
+    )
+    parser.add_argument(
+        "--envs-results",
+        default=str(BENCH / "RESULTS.md"),
+        help="when streamer and streamer_uv both ran: the file whose envs section gets the "
+        "'End to end' paragraph ('' for none)",
+    )
     parser.add_argument(
         "--omp-threads",
         type=int,
@@ -828,6 +1040,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phase", choices=sorted(_PHASE_FUNCTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    unknown = {s.strip() for s in args.systems.split(",") if s.strip()}
+    unknown -= {*SYSTEMS, *OPTIONAL, EXTRA}
+    if unknown:
+        parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
     if args.events is None:
         args.events = 20_000 if args.quick else 1_000_000
     return args
