@@ -46,6 +46,42 @@ class RegisteredModel:
     tracking_uri: str
 
 
+def log_sklearn(
+    tracking_uri: str,
+    artifact_root: str,
+    name: str,
+    model,
+    X: pd.DataFrame,
+    *,
+    predict_fn: str = "predict",
+    alias: str | None = None,
+) -> str:
+    """Log ``model`` (fitted on ``X``) with its signature and an input example, register it
+    as ``name``, point ``alias`` at it when given; the registered version."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(tracking_uri)
+    use_experiment("streamer-tests", artifact_root)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(X, getattr(model, predict_fn)(X)),
+            input_example=X.head(5),
+            serialization_format="cloudpickle",
+            pyfunc_predict_fn=predict_fn,
+            registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    if alias is not None:
+        mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(
+            name, alias, version
+        )
+    return version
+
+
 def register_classifier(
     tracking_uri: str,
     artifact_root: str,
@@ -62,15 +98,11 @@ def register_classifier(
     changes the training sample (another version of the same model); ``extra_column`` adds
     a required string input the events do not carry (an incompatible version).
     """
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    mlflow.set_tracking_uri(tracking_uri)
     X = feature_frame(2000, seed=seed)
     y = fraud_labels(X)
     numeric = ["amount ($)", "hour", "distance.km", "txn_last_hour", "card present?"]
@@ -90,47 +122,22 @@ def register_classifier(
             ("clf", LogisticRegression(max_iter=500)),
         ]
     ).fit(X, y)
-    use_experiment("streamer-tests", artifact_root)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(X, model.predict_proba(X)),
-            input_example=X.head(5),
-            serialization_format="cloudpickle",
-            pyfunc_predict_fn="predict_proba",
-            registered_model_name=name,
-        )
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    version = str(info.registered_model_version)
+    version = log_sklearn(
+        tracking_uri, artifact_root, name, model, X, predict_fn="predict_proba", alias=alias
+    )
     if alias is None:
         return RegisteredModel(name, version, f"models:/{name}/{version}", tracking_uri)
-    client.set_registered_model_alias(name, alias, version)
     return RegisteredModel(name, version, f"models:/{name}@{alias}", tracking_uri)
 
 
 def register_regressor(tracking_uri: str, artifact_root: str, name: str) -> RegisteredModel:
     """A gradient-boosted regressor on the numeric features: one value per row."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.ensemble import GradientBoostingRegressor
 
-    mlflow.set_tracking_uri(tracking_uri)
     X = feature_frame(1000).drop(columns=["merchant category"])
     y = X["amount ($)"] * 0.1 + X["distance.km"]
     model = GradientBoostingRegressor(n_estimators=20).fit(X, y)
-    use_experiment("streamer-tests", artifact_root)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(X, model.predict(X)),
-            input_example=X.head(3),
-            serialization_format="cloudpickle",
-            registered_model_name=name,
-        )
-    version = str(info.registered_model_version)
+    version = log_sklearn(tracking_uri, artifact_root, name, model, X)
     return RegisteredModel(name, version, f"models:/{name}/{version}", tracking_uri)
 
 

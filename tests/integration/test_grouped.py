@@ -30,8 +30,8 @@ from streamer.scoring.groups import (
 )
 from streamer.scoring.model import registry_client
 from streamer.scoring.udf import ScoringSettings
-from streamer.train import use_experiment
 from tests.helpers import consume_all, produce
+from tests.integration.models import log_sklearn
 from tests.integration.runner import Running, config_for
 
 pytestmark = pytest.mark.integration
@@ -52,29 +52,11 @@ def features(n: int, seed: int) -> pd.DataFrame:
 
 def register(tracking_uri: str, root: str, name: str, factor: int, *, alias: str | None) -> str:
     """A linear model on ``amount`` and ``hour`` registered as ``name``; its version."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.linear_model import LinearRegression
 
-    mlflow.set_tracking_uri(tracking_uri)
     X = features(200, seed=factor)
     model = LinearRegression().fit(X, 1000 * factor + factor * X["amount"] + X["hour"])
-    use_experiment("streamer-tests", root)
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(X, model.predict(X)),
-            input_example=X.head(3),
-            serialization_format="cloudpickle",
-            registered_model_name=name,
-        )
-    version = str(info.registered_model_version)
-    if alias:
-        mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(
-            name, alias, version
-        )
-    return version
+    return log_sklearn(tracking_uri, root, name, model, X, alias=alias)
 
 
 @dataclass(frozen=True)
