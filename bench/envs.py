@@ -565,9 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.phase:
         return phases.phase_main(_PHASE_FUNCTIONS, args.phase, args.spec)
-    words = sys.argv[1:] if argv is None else list(argv)
-    invoked = "python -m bench.envs" if __package__ else "python bench/envs.py"
-    command = " ".join([invoked, *words]).strip()
+    command = phases.command_line("bench.envs", bool(__package__), argv)
     report = run(args, command)
     failed = [
         name

@@ -817,9 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.phase:
         return phases.phase_main(_PHASES, args.phase, args.spec)
-    words = sys.argv[1:] if argv is None else list(argv)
-    invoked = "python -m bench.latency" if __package__ else "python bench/latency.py"
-    report = run(args, " ".join([invoked, *words]).strip())
+    report = run(args, phases.command_line("bench.latency", bool(__package__), argv))
     return 0 if all("error" not in s for s in report["steps"]) else 1
 
 

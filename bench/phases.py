@@ -14,11 +14,19 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def command_line(module: str, as_module: bool, argv: Sequence[str] | None) -> str:
+    """The bench's command as it was invoked, for RESULTS: ``python -m bench.x ...`` or
+    ``python bench/x.py ...`` with the given (or the process's) arguments."""
+    invoked = f"python -m {module}" if as_module else f"python {module.replace('.', '/')}.py"
+    words = sys.argv[1:] if argv is None else list(argv)
+    return " ".join([invoked, *words]).strip()
 
 
 def run_phase(
