@@ -284,7 +284,14 @@ class Service:
         """``model.uri`` resolved, pinned, downloaded and validated: one model, or one per
         group for a ``model.group_by`` template."""
         cfg = self.config.model
-        common: dict[str, Any] = {
+        if cfg.group_by is not None:
+            return resolve_groups(cfg.uri, cfg.group_by, **self._resolve_settings())
+        return resolve_model(cfg.uri, **self._resolve_settings())
+
+    def _resolve_settings(self) -> dict[str, Any]:
+        """How every model is resolved (the model's, each group's and the shadow's)."""
+        cfg = self.config.model
+        return {
             "tracking_uri": cfg.tracking_uri,
             "registry_uri": cfg.registry_uri,
             "threshold": cfg.threshold,
@@ -292,9 +299,6 @@ class Service:
             "work_dir": self._work_dir,
             "env_manager": cfg.env_manager,
         }
-        if cfg.group_by is not None:
-            return resolve_groups(cfg.uri, cfg.group_by, **common)
-        return resolve_model(cfg.uri, **common)
 
     def _ship(self, models: Models) -> None:
         assert self.spark is not None
@@ -318,15 +322,7 @@ class Service:
             return None
         try:
             check_topics(cfg.kafka.bootstrap_servers, cfg.kafka.client, [cfg.shadow.topic])
-            shadow = resolve_model(
-                cfg.shadow.model_uri,
-                tracking_uri=cfg.model.tracking_uri,
-                registry_uri=cfg.model.registry_uri,
-                threshold=cfg.model.threshold,
-                score_column=cfg.model.score_column,
-                work_dir=self._work_dir,
-                env_manager=cfg.model.env_manager,
-            )
+            shadow = resolve_model(cfg.shadow.model_uri, **self._resolve_settings())
         except StreamerError as exc:
             self.metrics.shadow_enabled.set(0)
             log.error('shadow scoring off: the shadow cannot be served error="%s"', exc)
