@@ -1,16 +1,16 @@
 # The streamer service image: Python 3.11, Java 17, streamer, and Spark's Kafka connector
-# (so kafka.backend: auto picks the jvm backend). SPARK_VERSION must equal the pyspark pin in
-# pyproject.toml; tests/unit/test_compose.py checks it.
+# (so kafka.backend: auto picks the jvm backend). Every JVM version comes from
+# streamer/jvm/pom.xml: the connector's jars are resolved by Maven from that pom, and pyspark
+# is installed at the pom's spark.version. tests/unit/test_versions.py checks this file.
+
+FROM maven:3.9-eclipse-temurin-17 AS jars
+COPY streamer/jvm/pom.xml /jvm/pom.xml
+RUN mvn -q -B -f /jvm/pom.xml -Pconnector dependency:copy-dependencies -Djars.dir=/jars
+
 FROM python:3.11-slim-bookworm
 
-ARG SPARK_VERSION=4.3.0
-ARG SCALA_BINARY=2.13
-ARG KAFKA_CLIENTS_VERSION=3.9.1
-ARG COMMONS_POOL2_VERSION=2.12.1
-ARG MAVEN=https://repo1.maven.org/maven2
-
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless curl \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
  && rm -rf /var/lib/apt/lists/*
 ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 
@@ -18,14 +18,12 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY streamer ./streamer
 COPY conf ./conf
-RUN pip install --no-cache-dir .
+RUN SPARK_VERSION="$(sed -n 's:.*<spark.version>\(.*\)</spark.version>.*:\1:p' streamer/jvm/pom.xml)" \
+ && pip install --no-cache-dir . "pyspark==${SPARK_VERSION}"
 
-RUN JARS="$(python -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
- && cd "$JARS" \
- && curl -fsSLO "$MAVEN/org/apache/spark/spark-sql-kafka-0-10_${SCALA_BINARY}/${SPARK_VERSION}/spark-sql-kafka-0-10_${SCALA_BINARY}-${SPARK_VERSION}.jar" \
- && curl -fsSLO "$MAVEN/org/apache/spark/spark-token-provider-kafka-0-10_${SCALA_BINARY}/${SPARK_VERSION}/spark-token-provider-kafka-0-10_${SCALA_BINARY}-${SPARK_VERSION}.jar" \
- && curl -fsSLO "$MAVEN/org/apache/kafka/kafka-clients/${KAFKA_CLIENTS_VERSION}/kafka-clients-${KAFKA_CLIENTS_VERSION}.jar" \
- && curl -fsSLO "$MAVEN/org/apache/commons/commons-pool2/${COMMONS_POOL2_VERSION}/commons-pool2-${COMMONS_POOL2_VERSION}.jar"
+COPY --from=jars /jars /tmp/connector
+RUN cp /tmp/connector/*.jar "$(python -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \
+ && rm -rf /tmp/connector
 
 RUN useradd --create-home streamer && mkdir -p /state && chown streamer /state
 USER streamer

@@ -7,9 +7,12 @@ runs the large form against an embedded broker (or ``--bootstrap-servers``) with
 fraud model, and rewrites the chaos section of ``bench/RESULTS.md``. The small form runs in
 the default test suite (``tests/integration/test_chaos.py``) through :func:`run_chaos`.
 
-Each cycle starts the service as its own process group, waits either a random moment of
-its start-up or until it has persisted progress plus a random 0-3 s, then SIGKILLs the whole
-group (driver, JVM, Python workers), as a node loss would. A last run drains the topic
+Each cycle starts the service as its own process group and waits until it is provably
+mid-stream: this run has persisted progress (its position moved past where it started,
+so outputs are growing) and input remains behind that position. After a random 0-2 s more
+it SIGKILLs the whole group (driver, JVM, Python workers), as a node loss would, and
+records the lag left at the kill; a kill with no input left is recorded as idle (lag 0),
+which the test refuses. A last run drains the topic
 and stops with SIGTERM. Every produced event must then have an output or a dead letter,
 matched by source partition and offset. Duplicates are bounded by the batches in flight at
 each kill: the batch being written, plus one completed batch whose progress event had not
@@ -36,7 +39,7 @@ from pathlib import Path
 import yaml
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from streamer.kafka.admin import create_topics
+from streamer.kafka.admin import OffsetProbe, create_topics
 from streamer.offsets.stores import FileStore
 
 PARTITIONS = 4
@@ -50,6 +53,9 @@ class ChaosReport:
     duplicates: int
     max_offsets_per_trigger: int
     kill_moments: list[str] = field(default_factory=list)
+    lag_at_kills: list[int] = field(default_factory=list)
+    """Events produced but not yet consumed (persisted) at each kill."""
+    backend: str = "python"
     final_exit_code: int | None = None
     seconds: float = 0.0
 
@@ -102,14 +108,6 @@ def start_service(config: Path, log: Path, *args: str) -> subprocess.Popen[bytes
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def _persisted_batch(store: FileStore) -> int:
-    try:
-        stored = store.load()
-    except Exception:
-        return -1
-    return -1 if stored is None or stored.batch_id is None else int(stored.batch_id)
 
 
 def _query_starts(log: Path) -> int:
@@ -199,6 +197,7 @@ def run_chaos(
     rate: float = 150.0,
     max_offsets_per_trigger: int = 200,
     seed: int = 0,
+    backend: str = "python",
     log=print,
 ) -> ChaosReport:
     """Kill the service ``kills`` times while ``events`` are produced; drain; count."""
@@ -208,7 +207,9 @@ def run_chaos(
     name = uuid.uuid4().hex[:8]
     topics = {"in": f"chaos-in-{name}", "out": f"chaos-out-{name}", "dlq": f"chaos-dlq-{name}"}
     create_topics(bootstrap, {}, {topics["in"]: PARTITIONS, topics["out"]: 2, topics["dlq"]: 1})
-    config = write_config(work, bootstrap, topics, model, max_offsets_per_trigger)
+    config = write_config(
+        work, bootstrap, topics, model, max_offsets_per_trigger, kafka={"backend": backend}
+    )
     store = FileStore(work / "offsets")
     service_log = work / "service.log"
     produced = threading.Event()
@@ -216,33 +217,36 @@ def run_chaos(
         target=produce_at_rate, args=(bootstrap, topics["in"], events, rate, produced), daemon=True
     )
     producer.start()
-    report = ChaosReport(len(events), kills, 0, 0, max_offsets_per_trigger)
+    report = ChaosReport(len(events), kills, 0, 0, max_offsets_per_trigger, backend=backend)
+    probe = OffsetProbe(bootstrap, {}, "list")
+    partitions = [(topics["in"], p) for p in range(PARTITIONS)]
 
-    for k in range(kills):
-        process = start_service(config, service_log)
-        launched = time.monotonic()
-        if rng.random() < 0.2:
-            moment = f"start-up +{rng.uniform(2, 12):.1f}s"
-            wait_until = launched + float(moment.split("+")[1][:-1])
-            while time.monotonic() < wait_until and process.poll() is None:
-                time.sleep(0.05)
-        else:
-            before = _persisted_batch(store)
-            while _persisted_batch(store) <= before and process.poll() is None:
-                if produced.is_set() and consumed(store, topics["in"]) >= len(events):
-                    break  # caught up: nothing left to make progress on
-                if time.monotonic() - launched > 180:
-                    raise RuntimeError(f"no progress within 180s; see {service_log}")
+    def lag() -> int:
+        return sum(probe.latest(partitions).values()) - consumed(store, topics["in"])
+
+    try:
+        for k in range(kills):
+            process = start_service(config, service_log)
+            launched, start_position = time.monotonic(), consumed(store, topics["in"])
+            # Mid-stream: this run has moved the position (outputs growing); batch ids
+            # restart at 0 with each run's fresh checkpoint, so positions are compared.
+            while consumed(store, topics["in"]) <= start_position and process.poll() is None:
+                if time.monotonic() - launched > 240:
+                    raise RuntimeError(f"no progress within 240s; see {service_log}")
                 time.sleep(0.1)
-            delay = rng.uniform(0, 3)
-            moment = f"after batch {_persisted_batch(store)} +{delay:.1f}s"
+            delay = rng.uniform(0, 2)
             time.sleep(delay)
-        if process.poll() is not None:
-            raise RuntimeError(f"service exited with {process.returncode}; see {service_log}")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        report.kill_moments.append(moment)
-        log(f"chaos: kill {k + 1}/{kills} at {moment}")
+            if process.poll() is not None:
+                raise RuntimeError(f"service exited with {process.returncode}; see {service_log}")
+            remaining = lag()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            moment = f"at position {consumed(store, topics['in'])} +{delay:.1f}s, lag {remaining}"
+            report.kill_moments.append(moment)
+            report.lag_at_kills.append(remaining)
+            log(f"chaos: kill {k + 1}/{kills} {moment}")
+    finally:
+        probe.close()
 
     starts = _query_starts(service_log)
     process = start_service(config, service_log)
@@ -281,7 +285,7 @@ def _results_section(report: ChaosReport, command: str) -> str:
             "",
             f"Command: `{command}`  ",
             f"Date: {time.strftime('%Y-%m-%d')}, commit {commit}, {os.cpu_count()} cores, "
-            f"{platform.python_version()}, python backend, embedded tansu broker",
+            f"{platform.python_version()}, {report.backend} backend, embedded Apache Kafka",
             "",
             "| events | kills | lost | duplicates | bound (kills × 2 × max_offsets_per_trigger) "
             "| duplicates / bound | duplicates / events | final exit | wall time |",
@@ -295,7 +299,8 @@ def _results_section(report: ChaosReport, command: str) -> str:
             "offset. The bound is the batches that can be in flight at a kill: the one being "
             "written, and one completed batch whose progress was not yet persisted.",
             "",
-            "Kill moments: " + "; ".join(report.kill_moments),
+            "Kill moments (lag = events left behind the persisted position at the kill): "
+            + "; ".join(report.kill_moments),
             "",
         ]
     )
@@ -332,12 +337,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", default=".streamer-bench/chaos")
     parser.add_argument("--bootstrap-servers", default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--backend", choices=("jvm", "python"), default="jvm")
     args = parser.parse_args(argv)
 
     from contextlib import ExitStack
 
     from streamer.demo import ensure_model
-    from streamer.kafka.broker import EmbeddedBroker
+    from streamer.jvm import JvmPaths
+    from streamer.kafka.broker import embedded_broker
     from streamer.synthetic import events as synthetic_events
 
     work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
@@ -345,7 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as stack:
         bootstrap = args.bootstrap_servers
         if bootstrap is None:
-            bootstrap = stack.enter_context(EmbeddedBroker(log_dir=work)).bootstrap_servers
+            broker = embedded_broker("kafka", jars_root=JvmPaths.from_env(os.environ).cache)
+            bootstrap = stack.enter_context(broker).bootstrap_servers
         model = ensure_model(work.parent)
         events = [
             (e.key, e.value)
@@ -362,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate=args.rate,
             max_offsets_per_trigger=args.max_offsets_per_trigger,
             seed=args.seed,
+            backend=args.backend,
         )
     print(
         f"chaos events={report.events} kills={report.kills} lost={report.lost} "
@@ -369,8 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"final_exit={report.final_exit_code} seconds={report.seconds:.0f}"
     )
     command = "python -m bench.chaos " + " ".join(sys.argv[1:] if argv is None else argv)
-    write_results(_results_section(report, command.strip()))
+    write_results(_results_section(report, command.strip()), marker=f"chaos-{args.backend}")
     ok = report.lost == 0 and report.duplicates <= report.duplicate_bound
+    ok = ok and all(lag > 0 for lag in report.lag_at_kills)
     return 0 if ok and report.final_exit_code == 0 else 1
 
 

@@ -70,6 +70,7 @@ class Switch:
 
 @dataclass
 class SwitchReport:
+    backend: str = "python"
     events: int = 0
     lost: int = 0
     duplicates: int = 0
@@ -188,6 +189,7 @@ def run_switches(
     lease_timeout: float = 8.0,
     heartbeat: float = 0.5,
     settle: float = 3.0,
+    backend: str = "python",
     log: Callable[[str], None] = print,
 ) -> SwitchReport:
     """Run the service through ``switches`` (each one of :data:`KINDS`) while events flow."""
@@ -217,12 +219,13 @@ def run_switches(
             "drain_timeout_seconds": 180,
             "warmup_rows": 64,
         },
+        kafka={"backend": backend},
     )
     store = FileStore(work / "offsets")
     values = (e.value for e in synthetic_events(10_000_000, seed=3, id_prefix="handoff"))
     producer = _Producer(bootstrap, topics["in"], rate, values)
     producer.start()
-    report = SwitchReport()
+    report = SwitchReport(backend=backend)
     color = "blue"
     logs = [work / "run-0-blue.log"]
     process = start_service(config, logs[0], "--color", color)
@@ -327,7 +330,7 @@ def _results_section(report: SwitchReport, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Date: {time.strftime('%Y-%m-%d')}, commit {commit}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, python backend, embedded tansu broker, "
+        f"Python {platform.python_version()}, {report.backend} backend, embedded Apache Kafka, "
         "local[2] per process",
         "",
         "| switch | count | gap median | gap max | gap min | reported gap median |",
@@ -379,12 +382,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-offsets-per-trigger", type=int, default=500)
     parser.add_argument("--work-dir", default=".streamer-bench/handoff")
     parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument("--backend", choices=("jvm", "python"), default="jvm")
     args = parser.parse_args(argv)
 
     from contextlib import ExitStack
 
     from streamer.demo import ensure_model
-    from streamer.kafka.broker import EmbeddedBroker
+    from streamer.jvm import JvmPaths
+    from streamer.kafka.broker import embedded_broker
 
     work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
@@ -392,9 +397,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as stack:
         bootstrap = args.bootstrap_servers
         if bootstrap is None:
-            bootstrap = stack.enter_context(EmbeddedBroker(log_dir=work)).bootstrap_servers
+            broker = embedded_broker("kafka", jars_root=JvmPaths.from_env(os.environ).cache)
+            bootstrap = stack.enter_context(broker).bootstrap_servers
         model = ensure_model(work.parent)
         report = run_switches(
+            backend=args.backend,
             bootstrap=bootstrap,
             model=model,
             work=work,
@@ -405,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python -m bench.handoff " + " ".join(sys.argv[1:] if argv is None else argv)
     section = _results_section(report, command.strip())
     print(section)
-    write_results(section, marker="handoff")
+    write_results(section, marker=f"handoff-{args.backend}")
     ok = report.lost == 0 and report.final_exit_code == 0
     if "kill" not in switches:
         ok = ok and report.duplicates == 0

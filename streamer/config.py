@@ -6,9 +6,13 @@ library code never reads ``os.environ``. A bad value stops start-up with one lin
 names the key, the value, where it came from, and what is accepted.
 
 Mapping keys (``kafka.client``, ``spark.conf``) take a JSON/YAML mapping from the
-environment, merged over the file's; ``STREAMER_KAFKA__CLIENT__SASL_PASSWORD`` sets the
-single entry ``sasl.password`` (lower-cased, ``_`` → ``.``). Spark conf keys are
-case-sensitive, so ``spark.conf`` only takes the JSON form.
+environment, merged over the file's; ``STREAMER_KAFKA__CLIENT__SASL_JAAS_CONFIG`` sets the
+single entry ``sasl.jaas.config`` (lower-cased, ``_`` → ``.``). Spark conf keys are
+case-sensitive, so ``spark.conf`` only takes the JSON form. ``kafka.client`` takes the Java
+Kafka client's names and is checked by :func:`streamer.kafka.dialect.validate`.
+
+No error or redacted view shows a secret: values are masked by the one policy in
+:mod:`streamer.secrets`.
 """
 
 from __future__ import annotations
@@ -26,13 +30,9 @@ from typing import Any
 import yaml
 
 from streamer.errors import ConfigError
+from streamer.secrets import is_secret, mask_assignments, mask_mapping, mask_url
 
 ENV_PREFIX = "STREAMER_"
-_SECRET = re.compile(r"password|secret|token|jaas|(^|\.)key$|key\.pem|credentials", re.I)
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET.search(key))
 
 
 class FrozenMap(Mapping[str, str]):
@@ -69,7 +69,7 @@ class FrozenMap(Mapping[str, str]):
         return hash(tuple(sorted(self._data.items())))
 
     def redacted(self) -> dict[str, str]:
-        return {k: ("***" if is_secret_key(k) else v) for k, v in self._data.items()}
+        return mask_mapping(self._data)
 
     def __repr__(self) -> str:
         return f"FrozenMap({self.redacted()!r})"
@@ -232,13 +232,16 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def redacted(self) -> dict[str, Any]:
-        """The whole config as plain data, safe to log: secrets in mappings masked."""
+        """The whole config as plain data, safe to log: secrets in mappings masked, and
+        credentials in URLs (``https://user:pass@host``) hidden."""
 
         def plain(value: Any) -> Any:
             if isinstance(value, FrozenMap):
                 return value.redacted()
             if dataclasses.is_dataclass(value):
                 return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+            if isinstance(value, str):
+                return mask_url(value)
             return value
 
         return plain(self)
@@ -287,8 +290,23 @@ _NON_EMPTY = {
 }
 
 
+def _shown(key: str, value: Any) -> Any:
+    """A value as an error may echo it: a secret key's value masked whole; in mappings the
+    values of secret keys, at any depth; in text, secret ``name=value`` pairs and URL
+    credentials (a malformed ``kafka.client`` may be a line of them)."""
+    if is_secret(key):
+        return "***"
+    if isinstance(value, Mapping):
+        return mask_mapping(value)
+    if isinstance(value, (list, tuple)):
+        return [_shown("", v) for v in value]
+    if isinstance(value, str):
+        return mask_assignments(value)
+    return value
+
+
 def _fail(key: str, value: Any, origin: str, expected: str) -> ConfigError:
-    return ConfigError(f"config error: {key} = {value!r} (from {origin}): {expected}")
+    return ConfigError(f"config error: {key} = {_shown(key, value)!r} (from {origin}): {expected}")
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -393,7 +411,11 @@ def _read_file(path: str | os.PathLike[str]) -> Layer:
     except OSError as exc:
         raise ConfigError(f"config error: cannot read {origin}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config error: {origin} is not valid YAML: {exc}") from exc
+        # Not str(exc): PyYAML quotes the offending line, which may hold a secret.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"config error: {origin} is not valid YAML{where}: {problem}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"config error: {origin} must hold a mapping of sections")
     layer: Layer = {}
@@ -495,6 +517,24 @@ def _check_model(config: Config) -> Config:
     return dataclasses.replace(config, shadow=dataclasses.replace(shadow, topic=topic))
 
 
+def _check_client(client: FrozenMap, backend: str, origins: Mapping[str, str]) -> None:
+    """``kafka.client`` in the Java client's names (:func:`streamer.kafka.dialect.validate`);
+    with ``kafka.backend: python`` also translatable for librdkafka, so that fails here
+    and not in a worker."""
+    # Imported here: streamer.kafka imports this module.
+    from streamer.kafka.dialect import ClientSettingError, to_librdkafka, validate
+
+    try:
+        validate(client)
+        if backend == "python":
+            to_librdkafka(client)
+    except ClientSettingError as exc:
+        origin = origins.get(exc.key, "defaults")
+        raise ConfigError(
+            f"config error: kafka.client.{exc.key} (from {origin}) {exc.problem}"
+        ) from None
+
+
 def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Config:
     """Defaults ← YAML file ← ``STREAMER_<SECTION>__<KEY>`` variables, validated.
 
@@ -503,6 +543,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
     file_layer = _read_file(path) if path is not None else {}
     env_layer, entries = _read_env(env)
     sections: dict[str, Any] = {}
+    client_origins: dict[str, str] = {}  # kafka.client entry -> where it was set
     for section, cls in _SECTIONS.items():
         values = {}
         for key, hint in _field_types(cls).items():
@@ -514,8 +555,13 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
                     converted = _convert(dotted, raw, hint, origin, from_env)
                     is_map = isinstance(converted, Mapping) and isinstance(value, Mapping)
                     value = {**value, **converted} if is_map else converted
+                    if dotted == "kafka.client":
+                        client_origins.update(dict.fromkeys(converted, origin))
             if dotted in entries:
                 value = {**value, **entries[dotted]}
+                for name in entries[dotted]:
+                    variable = f"{ENV_PREFIX}KAFKA__CLIENT__{name.upper().replace('.', '_')}"
+                    client_origins[name] = f"environment variable {variable}"
             if isinstance(value, Mapping):
                 value = FrozenMap(value)
             _validate(dotted, value, origin)
@@ -525,6 +571,7 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
         sections[section] = cls(**values)
     config = Config(**sections)
     kafka = config.kafka
+    _check_client(kafka.client, kafka.backend, client_origins)
     for key in ("output_topic", "dead_letter_topic"):
         if getattr(kafka, key) == kafka.input_topic:
             raise ConfigError(

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import TextIO
 
 from streamer.config import load_config
+from streamer.jvm import JvmPaths
 from streamer.kafka.admin import create_topics
-from streamer.kafka.broker import EmbeddedBroker, free_port
+from streamer.kafka.broker import embedded_broker, free_port
 from streamer.live import LiveView, ResultTail, Status
 from streamer.producer import Produced, produce_synthetic
 from streamer.service import Service
@@ -78,19 +79,24 @@ def run_demo(
     stop: threading.Event | None = None,
     abort: threading.Event | None = None,
     on_service_started: Callable[[], None] | None = None,
+    broker_kind: str = "kafka",
+    jvm: JvmPaths | None = None,
 ) -> DemoSummary:
     """Produce until ``events``, ``duration`` or ``stop`` (the first Ctrl-C); wait until
     everything produced is accounted for (up to two minutes, or until ``abort``, a second
     Ctrl-C); then stop everything and summarise."""
     stop = stop or threading.Event()
     abort = abort or threading.Event()
+    jvm = jvm or JvmPaths.from_env({})
     work_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         broker_is_embedded = bootstrap is None
         if bootstrap is None:
-            broker = stack.enter_context(EmbeddedBroker(log_dir=work_dir))
+            name = {"kafka": "Apache Kafka", "tansu": "tansu"}.get(broker_kind, broker_kind)
+            print(f"demo: starting an embedded {name} broker", file=out, flush=True)
+            broker = stack.enter_context(embedded_broker(broker_kind, jars_root=jvm.cache))
             bootstrap = broker.bootstrap_servers
-            print(f"demo: embedded broker at {bootstrap}", file=out, flush=True)
+            print(f"demo: embedded {name} at {bootstrap}", file=out, flush=True)
         create_topics(bootstrap, {}, {INPUT: PARTITIONS, OUTPUT: PARTITIONS, DEAD: 1})
         print("demo: preparing the model (trained once, then reused)", file=out, flush=True)
         model_uri, tracking_uri = ensure_model(work_dir)
@@ -115,7 +121,7 @@ def run_demo(
                 ),
             },
         )
-        service = Service(config)
+        service = Service(config, jvm=jvm)
         stack.callback(service.stop)
         print("demo: starting Spark and the service (the first batch takes ~20 s)", file=out)
         service.start()

@@ -26,6 +26,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
+from streamer.kafka.backend import is_fenced
 from streamer.offsets import Offsets, format_offsets, merge_offsets, parse_offsets
 from streamer.offsets.core import lag as offsets_lag
 from streamer.scoring.parse import REASONS
@@ -326,7 +327,7 @@ class RunStats(StreamingQueryListener):
             self.last_event_at = time.monotonic()
 
     def onQueryTerminated(self, event: Any) -> None:
-        if str(event.id) == self.query_id and event.exception:
+        if str(event.id) == self.query_id and event.exception and not is_fenced(event.exception):
             with self._lock:
                 self.terminated_error = event.exception
 

@@ -139,6 +139,7 @@ def start_query(
         trigger=stream.trigger,
         query_name=query_name,
         produced=produced_in_source(backend, models),
+        fence_file=stream.fence_file,
     )
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyspark
 from confluent_kafka.admin import AdminClient
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import SparkSession
@@ -49,9 +50,10 @@ from streamer.config import Config, parse_trigger_seconds
 from streamer.deploy.lease import Acquired, Lease, LeaseHolder, lease_store_for
 from streamer.endpoint import Endpoint
 from streamer.errors import KafkaIOError, MissingTopicError, StreamerError
+from streamer.jvm import JvmPaths, connector_conf
 from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import client_config
-from streamer.kafka.backend import broker_ends, offset_probe, recent_values
+from streamer.kafka.backend import broker_ends, is_fenced, offset_probe, recent_values
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
 from streamer.offsets import (
     Offsets,
@@ -119,6 +121,7 @@ class Service:
         color: str | None = None,
         takeover: bool = False,
         interrupt: threading.Event | None = None,
+        jvm: JvmPaths | None = None,
     ) -> None:
         """``color`` (default ``handoff.color``) turns the lease on; ``takeover`` lets this run
         ask a live owner to hand over; ``interrupt`` cancels a start-up still waiting for it."""
@@ -127,6 +130,7 @@ class Service:
         self.color = color or config.handoff.color
         self.takeover = takeover
         self._interrupt = interrupt or threading.Event()
+        self._jvm = jvm or JvmPaths.from_env({})
         self.lease: LeaseHolder | None = None
         self.acquired: Acquired | None = None
         self._wake = threading.Event()
@@ -174,7 +178,16 @@ class Service:
                 master=cfg.spark.master,
                 app_name=cfg.spark.app_name,
                 arrow_batch_size=cfg.spark.arrow_batch_size,
-                conf=cfg.spark.conf,
+                conf={
+                    **cfg.spark.conf,
+                    **connector_conf(
+                        cfg.kafka.backend,
+                        pyspark.__version__,
+                        self._jvm.spark_home,
+                        cfg.spark.conf,
+                        self._jvm.cache,
+                    ),
+                },
             )
         spark = self.spark
         self.backend = select_backend(
@@ -458,7 +471,8 @@ class Service:
         """Stop at a batch boundary (fenced where the source allows) and wait until the last
         batch's progress is counted and its offsets persisted; the query's error, if any."""
         if self._fence_file:
-            error = _drain_fenced(query, self._fence_file, timeout)
+            idle_is_drained = self.backend is not None and self.backend.name == "jvm"
+            error = _drain_fenced(query, self._fence_file, timeout, idle_is_drained)
         else:
             error = _stop_at_batch_boundary(query, timeout)
         last = query.lastProgress
@@ -759,13 +773,21 @@ def _ended(query: StreamingQuery) -> Offsets:
     return ended
 
 
-def _drain_fenced(query: StreamingQuery, fence_file: str, timeout: float) -> str | None:
-    """Fence the source, wait for its acknowledgement (nothing in flight), then stop."""
+def _drain_fenced(
+    query: StreamingQuery, fence_file: str, timeout: float, idle_is_drained: bool
+) -> str | None:
+    """Fence the source (or sink), wait for its acknowledgement or, where the fence stops
+    any batch that starts after it (``idle_is_drained``, the jvm sink), for no batch to be
+    running; then stop."""
     with open(fence_file, "w"):
         pass
     ack = fence_file + ".ack"
     deadline = time.monotonic() + timeout
+    idle_polls = 0
     while query.isActive and not os.path.exists(ack) and time.monotonic() < deadline:
+        idle_polls = 0 if query.status["isTriggerActive"] else idle_polls + 1
+        if idle_is_drained and idle_polls >= 2:
+            break
         time.sleep(0.05)
     if os.path.exists(ack):
         with open(ack) as f:
@@ -774,7 +796,7 @@ def _drain_fenced(query: StreamingQuery, fence_file: str, timeout: float) -> str
         log.warning("source did not acknowledge the fence in %.0fs; stopping mid-batch", timeout)
     exception = query.exception()
     query.stop()
-    return str(exception) if exception is not None else None
+    return str(exception) if exception is not None and not is_fenced(exception) else None
 
 
 def _stop_at_batch_boundary(query: StreamingQuery, timeout: float) -> str | None:

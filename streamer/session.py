@@ -2,6 +2,9 @@
 
 Arrow is switched on for pandas conversion and for Python UDFs; the caller's conf is
 merged as ``{**defaults, **user, **required}`` so a user cannot switch off what must hold.
+
+Which Python the Python workers run (:func:`python_env`) is settled here too, before the
+JVM starts: PySpark takes it only from the environment.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import sys
 from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
+
+from streamer.errors import SparkError, root_cause
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,49 @@ def spark_conf(arrow_batch_size: int, user_conf: Mapping[str, str]) -> dict[str,
     }
 
 
+PYTHON_CONF: Mapping[str, str] = {
+    "spark.pyspark.python": "PYSPARK_PYTHON",
+    "spark.pyspark.driver.python": "PYSPARK_DRIVER_PYTHON",
+}
+"""Spark conf keys naming an interpreter → the variable PySpark actually reads."""
+
+
+def python_env(
+    conf: Mapping[str, str], environ: Mapping[str, str], executable: str
+) -> dict[str, str]:
+    """The ``PYSPARK_*`` variables a session started from this process needs.
+
+    PySpark reads the Python workers' interpreter only from ``PYSPARK_PYTHON``, when the
+    SparkContext starts, and hands that path to every Python worker: the executors' and
+    the driver's own (the Python data source planner of the ``python`` backend runs on the
+    driver). ``spark.pyspark.python`` in the Spark conf is honoured only by
+    ``spark-submit``, which exports it; a service that starts its own JVM must do the same,
+    or the workers run ``python3`` from ``PATH``, which lacks streamer
+    (``PYTHON_DATA_SOURCE_ERROR ... No module named 'streamer'``). So:
+
+    - ``spark.pyspark.python`` / ``spark.pyspark.driver.python`` given in ``spark.conf``
+      become ``PYSPARK_PYTHON`` / ``PYSPARK_DRIVER_PYTHON`` (the conf wins over the
+      environment, as with ``spark-submit``);
+    - otherwise ``PYSPARK_PYTHON`` stays as the environment has it, or becomes
+      ``executable`` (this interpreter), for every master. On a cluster an interpreter must
+      then exist at that same path on every node, e.g. an EMR on EKS custom image or a
+      Spark node with the same virtualenv.
+
+    The packed-environment route works as Spark documents it: ship the environment with
+    ``spark.archives: <env.tar.gz>#environment`` and set
+    ``spark.pyspark.python: ./environment/bin/python``. Executors unpack the archive into
+    their working directory and resolve the relative path there. The driver keeps running
+    its own interpreter (leave ``spark.pyspark.driver.python`` unset); Python workers the
+    driver starts itself resolve the relative path from the driver's working directory,
+    so the ``python`` backend's planner needs ``./environment`` there as well (YARN
+    cluster mode has it; elsewhere use the ``jvm`` backend or an absolute path that exists
+    on every node).
+    """
+    chosen = {var: conf[key] for key, var in PYTHON_CONF.items() if conf.get(key)}
+    chosen.setdefault("PYSPARK_PYTHON", environ.get("PYSPARK_PYTHON") or executable)
+    return chosen
+
+
 def build_session(
     *,
     master: str | None,
@@ -53,17 +101,35 @@ def build_session(
     ``spark-submit`` on a cluster such as EMR, the submitted master is used. A master given
     here wins over the launcher's, so cluster configs set it to null.
     """
-    if master and master.startswith("local"):
-        # Local Python workers must run this interpreter (the one with streamer and the
-        # model's libraries), not the first python3 on PATH. PySpark takes the worker
-        # interpreter only from PYSPARK_PYTHON, so it is set, unless already chosen.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    merged = spark_conf(arrow_batch_size, conf or {})
+    # The one place streamer sets process environment variables: PySpark reads the Python
+    # workers' interpreter only from PYSPARK_PYTHON / PYSPARK_DRIVER_PYTHON, when the JVM
+    # and SparkContext start (see python_env).
+    for var, value in python_env(merged, os.environ, sys.executable).items():
+        if os.environ.get(var) != value:
+            os.environ[var] = value
+            log.info('python for spark set variable="%s" value="%s"', var, value)
+    python = os.environ["PYSPARK_PYTHON"]
+    if not os.path.isabs(python) and not os.path.exists(python):
+        log.warning(
+            'PYSPARK_PYTHON is relative and not found from the driver\'s working directory '
+            'python="%s" cwd="%s": executors resolve it in theirs (spark.archives), but '
+            "Python workers the driver starts (the python backend's data source planner) "
+            "cannot run",
+            python,
+            os.getcwd(),
+        )
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    for key, value in spark_conf(arrow_batch_size, conf or {}).items():
+    for key, value in merged.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # Py4JJavaError, PySparkRuntimeError (JVM did not start), ...
+        raise SparkError(
+            f"cannot start the Spark session (spark.master = {master!r}): {root_cause(exc)}"
+        ) from exc
     spark.sparkContext.setLogLevel("WARN")
     log.info(
         'spark session ready master="%s" version="%s"', spark.sparkContext.master, spark.version

@@ -67,9 +67,17 @@ class Record:
     timestamp_ms: int
 
 
+def _record(m) -> Record:
+    return Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1])
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 120.0) -> list[Record]:
     """Read ``topic`` from the start until ``expected`` records arrived (fails on timeout),
-    then keep reading briefly so that any surplus (duplicates) is seen as well."""
+    then on until every partition's position reaches its high watermark as it stands then,
+    so every record present (duplicates and any other surplus included) is returned.
+
+    The end is the consumer's position, not the offset of a last message read: a transaction
+    marker takes an offset no message has, and the position steps over it."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -80,39 +88,52 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 120.
     )
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
+        consumer.assign(partitions)
         records: list[Record] = []
 
+        def read() -> None:
+            records.extend(_record(m) for m in consumer.consume(5000, timeout=0.5) if not m.error())
+
         def enough() -> None:
-            for m in consumer.consume(5000, timeout=0.5):
-                if m.error() is None:
-                    records.append(
-                        Record(
-                            m.topic(),
-                            m.partition(),
-                            m.offset(),
-                            m.key(),
-                            m.value(),
-                            m.timestamp()[1],
-                        )
-                    )
+            read()
             assert len(records) >= expected, f"{len(records)} of {expected} records in {topic}"
 
         assert_eventually(enough, timeout=timeout, interval=0)
-        settle = time.monotonic() + 2.0
-        while time.monotonic() < settle:
-            for m in consumer.consume(5000, timeout=0.2):
-                if m.error() is None:
-                    records.append(
-                        Record(
-                            m.topic(),
-                            m.partition(),
-                            m.offset(),
-                            m.key(),
-                            m.value(),
-                            m.timestamp()[1],
-                        )
-                    )
+        ends = {}
+        for tp in partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            ends[tp.partition] = (low, high)
+
+        def at_the_ends() -> None:
+            behind = {}
+            for tp in consumer.position(partitions):
+                low, high = ends[tp.partition]
+                # No position yet: nothing read from that partition, which is at its end
+                # only when it holds nothing.
+                position = tp.offset if tp.offset >= 0 else low
+                if position < high:
+                    behind[tp.partition] = f"{position}/{high}"
+            if behind:
+                read()
+                raise AssertionError(f"{topic}: partitions short of the high watermark {behind}")
+
+        assert_eventually(at_the_ends, timeout=timeout, interval=0)
         return records
     finally:
         consumer.close()
+
+
+def add_partitions(bootstrap: str, topic: str, total: int) -> None:
+    """Grow ``topic`` to ``total`` partitions (CreatePartitions) and wait until metadata
+    lists them."""
+    from confluent_kafka.admin import AdminClient, NewPartitions
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_partitions([NewPartitions(topic, total)])[topic].result(30)
+
+    def listed() -> None:
+        found = len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
+        assert found == total, f"{topic} lists {found} partitions, not {total}"
+
+    assert_eventually(listed, timeout=30)

@@ -1,8 +1,9 @@
 """Thin helpers over confluent-kafka's admin and consumer APIs.
 
 Client settings are merged as ``{**defaults, **user, **required}``: the user's
-``kafka.client`` (SASL, SSL, MSK IAM ...) passes through verbatim, and what streamer needs
-to be correct cannot be overridden.
+``kafka.client`` (SASL, SSL ..., in the Java client's names) is translated to librdkafka's
+by :func:`streamer.kafka.dialect.to_librdkafka`, and what streamer needs to be correct
+cannot be overridden.
 """
 
 from __future__ import annotations
@@ -16,23 +17,18 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streamer.errors import KafkaIOError, MissingTopicError
+from streamer.kafka.dialect import to_librdkafka
+from streamer.secrets import mask_mapping
 
 log = logging.getLogger(__name__)
 
 Offsets = dict[str, dict[int, int]]
 
-_SECRET_MARKERS = ("password", "secret", "token", "jaas", "key.pem", "keystore.key", ".key")
-
-
-def is_secret(key: str) -> bool:
-    """Whether a Kafka client setting must never be logged."""
-    lowered = key.lower()
-    return any(marker in lowered for marker in _SECRET_MARKERS)
-
 
 def loggable(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy safe to log: secret-looking values are masked."""
-    return {k: ("***" if is_secret(k) else v) for k, v in settings.items()}
+    """A copy safe to log: values of secret settings masked, by the one policy in
+    :mod:`streamer.secrets` (a ``kafka.`` prefix on the names changes nothing)."""
+    return mask_mapping(settings)
 
 
 def client_config(
@@ -41,8 +37,11 @@ def client_config(
     defaults: Mapping[str, Any] | None = None,
     **required: Any,
 ) -> dict[str, Any]:
-    """``{**defaults, **client, "bootstrap.servers": ..., **required}`` for a Kafka client."""
-    conf: dict[str, Any] = {**(defaults or {}), **client}
+    """``{**defaults, **to_librdkafka(client), "bootstrap.servers": ..., **required}``: the
+    one builder of confluent-kafka settings. ``client`` is ``kafka.client`` (Java client
+    names, translated here); ``defaults`` and ``required`` are streamer's own tuning and
+    guarantees, in librdkafka names (``required`` as keywords, ``_`` for ``.``)."""
+    conf: dict[str, Any] = {**(defaults or {}), **to_librdkafka(client)}
     conf["bootstrap.servers"] = bootstrap_servers
     conf.update({k.replace("_", "."): v for k, v in required.items()})
     return conf

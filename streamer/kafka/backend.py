@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -29,11 +30,14 @@ from streamer.kafka.admin import (
     loggable,
     topic_partitions,
 )
+from streamer.kafka.dialect import to_spark_options
 
 log = logging.getLogger(__name__)
 
 SOURCE_COLUMNS = ("key", "value", "topic", "partition", "offset", "timestamp")
 CONNECTOR_CLASS = "org.apache.spark.sql.kafka010.KafkaSourceProvider"
+FENCED = "streamer: the sink is fenced; this batch is left for the next owner"
+"""The error a fenced jvm query ends with: a stop, not a failure (see :func:`is_fenced`)."""
 BACKENDS = ("auto", "jvm", "python")
 
 Offsets = dict[str, dict[int, int]]
@@ -76,9 +80,11 @@ class KafkaBackend(Protocol):
         query_name: str,
         available_now: bool = False,
         produced: bool = False,
+        fence_file: str | None = None,
     ) -> StreamingQuery:
         """Start the sink; ``available_now`` runs what is there now and stops (warm-up).
-        ``produced``: the source has written the records, the sink only drives the query."""
+        ``produced``: the source has written the records, the sink only drives the query.
+        ``fence_file``: the same file as the source's, for a backend that fences its sink."""
         ...
 
 
@@ -107,7 +113,9 @@ class _Backend:
         self.client = dict(client)
 
     def _kafka_options(self) -> dict[str, str]:
-        options = {f"kafka.{k}": str(v) for k, v in self.client.items()}
+        """The client settings as Spark's ``kafka.<Java name>`` options; the python source
+        takes the same ones and translates them for librdkafka itself."""
+        options = to_spark_options(self.client)
         options["kafka.bootstrap.servers"] = self.bootstrap_servers
         return options
 
@@ -171,6 +179,7 @@ class _Backend:
         query_name: str,
         available_now: bool = False,
         produced: bool = False,
+        fence_file: str | None = None,
     ) -> StreamingQuery:
         if produced:
             writer = df.writeStream.format("noop")
@@ -185,10 +194,62 @@ class _Backend:
 
 
 class JvmKafkaBackend(_Backend):
-    """Spark's own Kafka source and sink."""
+    """Spark's own Kafka source and sink.
+
+    Spark's Kafka source cannot be fenced, so the *sink* is: with a ``fence_file`` the
+    stream is written through ``foreachBatch``, which checks the fence on the driver before
+    each batch writes anything. Once the file exists, a batch that has not started writing
+    ends the query with :data:`FENCED` instead, uncommitted, so its offsets are neither
+    persisted nor written twice; a batch already writing completes and is committed. A stop,
+    handoff or swap therefore ends on a batch boundary with no duplicates, as with the
+    python source's fence. The ack file names the batch that was held back.
+    """
 
     name = "jvm"
     format = "kafka"
+    fences = True
+
+    def write_stream(
+        self,
+        df: DataFrame,
+        *,
+        checkpoint_dir: str,
+        trigger: str,
+        query_name: str,
+        available_now: bool = False,
+        produced: bool = False,
+        fence_file: str | None = None,
+    ) -> StreamingQuery:
+        if fence_file is None or available_now or produced:
+            return super().write_stream(
+                df,
+                checkpoint_dir=checkpoint_dir,
+                trigger=trigger,
+                query_name=query_name,
+                available_now=available_now,
+                produced=produced,
+            )
+        options = self._kafka_options()
+
+        def write(batch: DataFrame, batch_id: int) -> None:
+            if os.path.exists(fence_file):
+                with open(fence_file + ".ack", "w") as ack:
+                    ack.write(f"held back batch {batch_id}")
+                raise KafkaIOError(FENCED)
+            batch.write.format(self.format).options(**options).save()
+
+        return (
+            df.writeStream.foreachBatch(write)
+            .option("checkpointLocation", checkpoint_dir)
+            .trigger(processingTime=trigger)
+            .queryName(query_name)
+            .start()
+        )
+
+
+def is_fenced(error: object) -> bool:
+    """Whether a query's error is the jvm sink's fence (a clean stop)."""
+    return error is not None and FENCED in str(error)
 
 
 class PythonKafkaBackend(_Backend):

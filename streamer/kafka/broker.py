@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from confluent_kafka.admin import AdminClient
 
@@ -125,3 +125,27 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+BROKER_KINDS = ("kafka", "tansu")
+
+
+def embedded_broker(
+    kind: str,
+    *,
+    jars_root: Path,
+    port: int | None = None,
+    data_dir: str | Path | None = None,
+) -> Any:
+    """An embedded broker, not yet started: Apache Kafka (``kafka``, the reference) or
+    tansu (``tansu``, a compatibility target). Both are context managers with
+    ``bootstrap_servers``."""
+    if kind == "kafka":
+        from streamer.kafka.apache import ApacheKafkaBroker
+
+        return ApacheKafkaBroker(jars_root=jars_root, port=port, data_dir=data_dir)
+    if kind == "tansu":
+        if data_dir is not None:
+            raise KafkaIOError("the tansu broker keeps its data in memory: drop --data-dir")
+        return EmbeddedBroker(port=port)
+    raise KafkaIOError(f"unknown broker kind {kind!r}: expected one of {', '.join(BROKER_KINDS)}")

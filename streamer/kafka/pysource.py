@@ -137,6 +137,8 @@ CONSUMER_DEFAULTS: Mapping[str, Any] = {
 }
 
 PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    # Java's partitioner, so a keyed record lands on the same partition on both backends
+    "partitioner": "murmur2_random",
     "acks": "all",
     "enable.idempotence": True,
     "linger.ms": 5,

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from streamer.errors import ModelError
 from streamer.scoring import envs
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,8 @@ def get_model(ship_name: str, *, env_manager: str = "local", capacity: int = 8) 
         if model is not None:
             _models.move_to_end(ship_name)
             return model, False
-        from pyspark import SparkFiles
-
         started = time.perf_counter()
-        model = envs.load(SparkFiles.get(ship_name), env_manager)
+        model = envs.load(model_dir(ship_name), env_manager)
         _models[ship_name] = model
         _loads += 1
         while len(_models) > max(1, capacity):
@@ -59,6 +58,26 @@ def get_model(ship_name: str, *, env_manager: str = "local", capacity: int = 8) 
             time.perf_counter() - started,
         )
         return model, True
+
+
+def model_dir(ship_name: str) -> str:
+    """The absolute path of the model directory shipped as ``ship_name`` in this process.
+
+    :func:`.model.ship_model` ships it as an archive, which Spark unpacks into
+    ``<SparkFiles root>/<ship_name>``: the executor's working directory on a cluster, the
+    driver's ``userFiles-*`` directory in ``local`` mode. ``SparkFiles.get`` resolves both
+    (a Python worker is told the root by its executor).
+    """
+    from pyspark import SparkFiles
+
+    path = os.path.abspath(SparkFiles.get(ship_name))
+    if not os.path.isfile(os.path.join(path, "MLmodel")):
+        found = sorted(os.listdir(path))[:10] if os.path.isdir(path) else "no such directory"
+        raise ModelError(
+            f"model {ship_name!r} is not where Spark unpacks shipped archives: {path} has no "
+            f"MLmodel ({found}); was it shipped with ship_model in this SparkContext?"
+        )
+    return path
 
 
 def loads() -> int:

@@ -1,9 +1,9 @@
 """Driver side: resolve the configured model URI, pin it, download it once, ship it to the
 executors, and validate it (signature → input schema, and a probe of its output shape).
 
-Executors never talk to the tracking server: the pinned model directory travels with
-``SparkContext.addFile`` and each Python worker loads it from ``SparkFiles`` once
-(see :mod:`.cache`). Pinning means an alias moved in the registry while the service runs
+Executors never talk to the tracking server: the pinned model directory travels as a zip
+archive (:func:`ship_model`) and each Python worker loads it from where Spark unpacked it,
+once (see :mod:`.cache`). Pinning means an alias moved in the registry while the service runs
 does not change which version scores; every output names the version that scored it.
 """
 
@@ -14,6 +14,7 @@ import re
 import shutil
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from streamer.errors import ModelError
+from streamer.errors import ModelError, root_cause
 from streamer.scoring import envs
 from streamer.scoring.schema import signature_to_schema
 
@@ -51,7 +52,9 @@ class ModelSpec:
 
     @property
     def ship_name(self) -> str:
-        """The name the model directory has under ``SparkFiles`` on executors."""
+        """The name the model directory has under ``SparkFiles`` on executors. Unique per
+        resolve (the download directory's name ends in a random suffix), so a hot swap's
+        new version never lands on the directory the running version is loaded from."""
         return Path(self.local_path).name
 
 
@@ -330,5 +333,47 @@ def incompatibilities(current: ModelSpec, candidate: ModelSpec) -> list[str]:
 
 
 def ship_model(spark: SparkSession, spec: ModelSpec) -> None:
-    """Make the model directory available to every executor under ``spec.ship_name``."""
-    spark.sparkContext.addFile(spec.local_path, recursive=True)
+    """Make the model directory available to every executor under ``spec.ship_name``.
+
+    The directory is zipped next to itself and added with
+    ``SparkContext.addArchive("<zip>#<ship_name>")``, one code path for every master:
+    ``addFile`` of a directory is refused on any non-local master
+    (``UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY``). Spark unpacks the archive into
+    ``<SparkFiles root>/<ship_name>``, which :func:`.cache.model_dir` reads:
+
+    - on a cluster's executors the root is the executor's working directory (standalone:
+      ``<worker dir>/<app id>/<executor id>``), and each executor unpacks the archive
+      before its first task that follows the ``addArchive``;
+    - in ``local`` mode the driver unpacks it, at ``addArchive``, into its own
+      ``userFiles-*`` root, which is the root its (in-process) executor's Python workers get.
+
+    The name must be new to the SparkContext: Spark keys archives by URI, so a second zip
+    under a used name is accepted and unpacked over the first one on executors. Ship names
+    are unique per resolve (:attr:`ModelSpec.ship_name`); shipping the same spec again is a
+    no-op with a warning from Spark.
+    """
+    archive = Path(spec.local_path).with_name(f"{spec.ship_name}.zip")
+    try:
+        if not archive.exists():
+            _zip_dir(Path(spec.local_path), archive)
+        spark.sparkContext.addArchive(f"{archive.resolve().as_uri()}#{spec.ship_name}")
+    except Exception as exc:  # Py4JJavaError, or an OSError writing the zip
+        raise ModelError(
+            f"cannot ship model {spec.pinned_uri} to the executors: {root_cause(exc)}"
+        ) from exc
+    log.info(
+        'model shipped model="%s" ship_name="%s" archive_bytes="%d"',
+        spec.pinned_uri,
+        spec.ship_name,
+        archive.stat().st_size,
+    )
+
+
+def _zip_dir(directory: Path, archive: Path) -> None:
+    """Zip the files under ``directory`` relative to it (``MLmodel`` at the top), written to
+    a temporary name first so a half-written zip is never shipped."""
+    partial = archive.with_name(f"{archive.name}.partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for path in sorted(directory.rglob("*")):
+            zf.write(path, path.relative_to(directory).as_posix())
+    partial.replace(archive)

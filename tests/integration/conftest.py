@@ -4,8 +4,9 @@ import uuid
 
 import pytest
 
-from streamer.kafka.broker import EmbeddedBroker, free_port
+from streamer.kafka.broker import free_port
 from tests.helpers import assert_eventually
+from tests.integration.cluster import spark_cluster  # noqa: F401 (a fixture)
 from tests.integration.models import register_classifier, register_regressor
 from tests.integration.s3 import S3Server
 
@@ -61,13 +62,11 @@ def s3_server(tmp_path_factory):
 
 
 @pytest.fixture
-def durable_broker(s3_server, tmp_path):
-    """A tansu broker whose storage is a bucket on the local S3 server, so the broker process
-    can be stopped and restarted without losing data, and partitions can be added (tansu 0.6
-    lacks CreatePartitions; see :func:`add_partitions`)."""
-    bucket = f"tansu-{uuid.uuid4().hex[:8]}"
-    s3_server.client().create_bucket(Bucket=bucket)
-    broker = EmbeddedBroker(log_dir=tmp_path, storage=f"s3://{bucket}/", env=s3_server.tansu_env())
-    broker.bucket = bucket
+def restartable_broker(jvm_paths, tmp_path):
+    """An Apache Kafka of the test's own, on a data directory that survives ``stop()``, so
+    ``start()`` brings it back on the same port with its topics and offsets (an outage)."""
+    from streamer.kafka.apache import ApacheKafkaBroker
+
+    broker = ApacheKafkaBroker(jars_root=jvm_paths.cache, data_dir=tmp_path / "kafka")
     with broker:
         yield broker

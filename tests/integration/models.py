@@ -90,13 +90,16 @@ def register_classifier(
     *,
     seed: int = 0,
     extra_column: str | None = None,
+    float_feature: str | None = None,
 ) -> RegisteredModel:
     """A OneHot + LogisticRegression pipeline whose pyfunc returns class probabilities.
 
     ``handle_unknown="error"`` is deliberate: an unseen merchant category makes ``predict``
     raise, which is how tests produce a record that parses but cannot be scored. ``seed``
     changes the training sample (another version of the same model); ``extra_column`` adds
-    a required string input the events do not carry (an incompatible version).
+    a required string input the events do not carry (an incompatible version);
+    ``float_feature`` adds a float32 input (signature type ``float``) the model scales and
+    uses, under that name verbatim.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
@@ -108,6 +111,9 @@ def register_classifier(
     numeric = ["amount ($)", "hour", "distance.km", "txn_last_hour", "card present?"]
     if extra_column is not None:
         X[extra_column] = "x"
+    if float_feature is not None:
+        X[float_feature] = (X["distance.km"] * 0.5).astype("float32")
+        numeric.append(float_feature)
     model = Pipeline(
         [
             (

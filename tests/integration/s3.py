@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
@@ -30,21 +29,3 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": REGION,
         }
-
-
-def add_partitions(broker, s3: S3Server, topic: str, total: int) -> None:
-    """Grow ``topic`` to ``total`` partitions on a durable tansu broker.
-
-    tansu 0.6 answers CreatePartitions with UNSUPPORTED_FEATURE. It keeps topic metadata in
-    ``clusters/<id>/meta.json`` of its storage and caches it while running, so this stops
-    the broker, raises ``num_partitions`` there and starts it again on the same port (about
-    a second). Clients then see what CreatePartitions gives on Apache Kafka: metadata lists
-    the new partitions, and produce and fetch work on them.
-    """
-    broker.stop()
-    client = s3.client()
-    key = "clusters/tansu_cluster/meta.json"
-    meta = json.loads(client.get_object(Bucket=broker.bucket, Key=key)["Body"].read())
-    meta["topics"][topic]["topic"]["num_partitions"] = total
-    client.put_object(Bucket=broker.bucket, Key=key, Body=json.dumps(meta).encode())
-    broker.start()

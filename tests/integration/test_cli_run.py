@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import yaml
 
 from tests.helpers import consume_all, produce
 from tests.integration.models import feature_frame
+from tests.integration.runner import source_positions
 
 pytestmark = pytest.mark.integration
 
@@ -80,13 +82,23 @@ def test_run_scores_then_stops_cleanly_on_a_signal(
     }
     process = _streamer("run", "--config", str(config), env=env)
     try:
-        outputs = consume_all(kafka_bootstrap, topics["output_topic"], len(events), timeout=240)
+        consume_all(kafka_bootstrap, topics["output_topic"], len(events), timeout=240)
         consume_all(kafka_bootstrap, topics["dead_letter_topic"], 1, timeout=60)
     finally:
         process.send_signal(stop_signal)
         _, err = process.communicate(timeout=120)
     assert process.returncode == 0, err[-3000:]
-    assert len({r.key for r in outputs}) == len(events)
+    # Everything the run wrote, read after it exited: each event exactly once, by the
+    # source position it came from, and nothing else.
+    outputs = consume_all(kafka_bootstrap, topics["output_topic"], len(events), timeout=60)
+    dead = consume_all(kafka_bootstrap, topics["dead_letter_topic"], 1, timeout=60)
+    inputs = consume_all(kafka_bootstrap, topics["input_topic"], len(events) + 1, timeout=60)
+    written = source_positions([*outputs, *dead])
+    twice = sorted(position for position, n in written.items() if n > 1)
+    assert not twice, f"{len(twice)} source positions written more than once: {twice[:10]}"
+    assert written == Counter((r.partition, r.offset) for r in inputs)
+    assert Counter(r.key for r in outputs) == Counter(key for key, _ in events)
+    assert [json.loads(r.value)["key"] for r in dead] == ["bad"]
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     summary = [line for line in lines if line["msg"].startswith("run stopped")]
     assert len(summary) == 1, err[-3000:]

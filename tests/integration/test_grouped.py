@@ -354,7 +354,7 @@ def test_a_cache_smaller_than_the_groups_evicts_and_stays_correct(
 
 
 def test_service_scores_each_group_with_its_model(
-    spark, kafka_bootstrap, new_topic, registered, tmp_path
+    spark, kafka_bootstrap, new_topic, registered, tmp_path, kafka_backend
 ):
     topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
     events, truth = good_events("country", 25, seed=30)
@@ -371,6 +371,7 @@ def test_service_scores_each_group_with_its_model(
             "cache_size": 2,
         },
         spark={"trigger": "1 second"},
+        kafka={"backend": kafka_backend},
     )
     running = Running(config, spark)
     try:

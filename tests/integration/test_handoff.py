@@ -1,7 +1,7 @@
 """Blue-green handoff between two real ``streamer run`` processes while events flow.
 
 Small forms of ``python -m bench.handoff``: one takeover of a live owner (zero lost, zero
-duplicated on the python backend), and one takeover of a SIGKILLed owner after the lease
+duplicated, on both backends), and one takeover of a SIGKILLed owner after the lease
 timeout (zero lost; duplicates bounded by the batches in flight at the kill).
 """
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 MAX_OFFSETS = 200
 
 
-def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str):
+def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str):
     report = run_switches(
         bootstrap=kafka_bootstrap,
         model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
@@ -27,10 +27,11 @@ def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str):
         lease_timeout=6.0,
         heartbeat=0.5,
         settle=2.0,
+        backend=backend,
     )
     switch = report.switches[0]
     print(
-        f"{kind}: events={report.events} lost={report.lost} duplicates={report.duplicates} "
+        f"{kind} backend={backend}: events={report.events} lost={report.lost} duplicates={report.duplicates} "
         f"gap_seconds={switch.gap_seconds} reported_gap_seconds={switch.reported_gap_seconds} "
         f"old_exit={switch.old_exit_code}"
     )
@@ -42,9 +43,9 @@ def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str):
 
 
 def test_takeover_of_a_live_owner_loses_and_duplicates_nothing(
-    kafka_bootstrap, fraud_classifier, tmp_path
+    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend
 ):
-    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "handoff")
+    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "handoff", kafka_backend)
     assert (switch.before, switch.after) == ("blue", "green")
     assert switch.old_exit_code == 0, "blue must drain, release and exit 0"
     assert report.duplicates == 0
@@ -52,9 +53,9 @@ def test_takeover_of_a_live_owner_loses_and_duplicates_nothing(
 
 
 def test_sigkilled_owner_is_taken_over_after_the_lease_timeout(
-    kafka_bootstrap, fraud_classifier, tmp_path
+    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend
 ):
-    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "kill")
+    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "kill", kafka_backend)
     assert switch.old_exit_code == -9
     # the batch being written at the kill, and one whose progress was not yet persisted
     assert report.duplicates <= 2 * MAX_OFFSETS

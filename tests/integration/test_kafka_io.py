@@ -1,4 +1,5 @@
-"""The python Kafka backend against a real broker and a real SparkSession."""
+"""Both Kafka backends against a real broker and a real SparkSession: the same columns,
+offsets and limits from Spark's own source (jvm) and from ours (python)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions
 from pyspark.sql import functions as F
 
-from streamer.kafka import SOURCE_COLUMNS, PythonKafkaBackend, jvm_connector_available
+from streamer.kafka import (
+    SOURCE_COLUMNS,
+    JvmKafkaBackend,
+    PythonKafkaBackend,
+    jvm_connector_available,
+)
 from streamer.kafka.admin import OffsetProbe
 from streamer.kafka.backend import resolve_end_offsets
+from tests.conftest import BACKENDS
 from tests.helpers import assert_eventually, consume_all, produce
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def backend(kafka_bootstrap):
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request, kafka_bootstrap):
+    if request.param == "jvm":
+        return JvmKafkaBackend(kafka_bootstrap, {})
     return PythonKafkaBackend(kafka_bootstrap, {}, resolve_end_offsets("auto", kafka_bootstrap, {}))
 
 
@@ -227,8 +236,9 @@ def test_streams_start_from_a_thread_without_an_active_session(
         started[0].stop()
 
 
-def test_jvm_connector_is_not_on_this_classpath(spark):
-    assert jvm_connector_available(spark) is False
+def test_jvm_connector_is_on_this_classpath(spark):
+    """The test session carries the connector resolved from streamer/jvm/pom.xml."""
+    assert jvm_connector_available(spark) is True
 
 
 def _assert(condition: bool) -> None:

@@ -43,7 +43,6 @@ def _value(samples, metric, **labels) -> float:
 def test_endpoint_reports_the_stream(spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path):
     topics = {"in": new_topic(partitions=3), "out": new_topic(), "dlq": new_topic()}
     bad = [(f"bad-{i}".encode(), b"{nope" if i % 2 else b"[1, 2]") for i in range(BAD)]
-    produce(kafka_bootstrap, topics["in"], [*event_records(GOOD, seed=51), *bad])
     port = free_port()
     config = config_for(
         tmp_path,
@@ -56,10 +55,23 @@ def test_endpoint_reports_the_stream(spark, kafka_bootstrap, new_topic, fraud_cl
     base = f"http://127.0.0.1:{port}"
     running = Running(config, spark)
     try:
+        # The input topic is still empty, so no micro-batch can run: the query is up and
+        # lag is measured, yet the service is not ready, and the endpoint says why.
+        def measuring():
+            s = _samples(base)
+            lags = {k: v for (n, k), v in s.items() if n == "streamer_consumer_lag"}
+            assert len(lags) == 3 and set(lags.values()) == {0.0}, lags
+            assert _value(s, "streamer_query_active") == 1
+
+        assert_eventually(measuring, timeout=60)
         status, reason = _get(f"{base}/readyz")
-        assert status == 503, "ready before the first batch completed"
+        batches = _value(_samples(base), "streamer_batches_total")  # read after the probe
+        assert batches == 0, f"{batches} batches completed on an empty topic"
+        assert status == 503, f"ready before any micro-batch completed: {reason!r}"
         assert "first micro-batch" in reason
         assert _get(f"{base}/healthz")[0] == 200
+
+        produce(kafka_bootstrap, topics["in"], [*event_records(GOOD, seed=51), *bad])
 
         def lagging():
             lags = [v for (n, _), v in _samples(base).items() if n == "streamer_consumer_lag"]
@@ -68,6 +80,7 @@ def test_endpoint_reports_the_stream(spark, kafka_bootstrap, new_topic, fraud_cl
         assert_eventually(lagging, timeout=60)
 
         assert_eventually(lambda: _expect(_get(f"{base}/readyz"), 200), timeout=240)
+        assert _value(_samples(base), "streamer_batches_total") >= 1, "ready, yet no batch"
 
         def counted():
             s = _samples(base)

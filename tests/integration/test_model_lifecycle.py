@@ -8,6 +8,7 @@ import json
 import threading
 import uuid
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 
 import mlflow
 import pytest
@@ -20,8 +21,23 @@ from tests.integration.runner import Running, config_for
 pytestmark = pytest.mark.integration
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What a :class:`Trickle` delivered: ``sent`` counts acknowledged events only;
+    ``errors`` are failed deliveries and anything the producer thread raised; ``undelivered``
+    is what was still unacknowledged when the final flush gave up."""
+
+    sent: int
+    errors: list
+    undelivered: int
+
+
 class Trickle:
-    """Produces classifier events at about ``rate``/s on its own thread until stopped."""
+    """Produces classifier events at about ``rate``/s on its own thread until stopped.
+
+    Nothing is asserted on the producer thread (a failure there would only be a pytest
+    warning): :meth:`stop` joins it and returns a :class:`Delivery` for the test to check.
+    """
 
     def __init__(self, bootstrap: str, topic: str, rate: float = 300.0) -> None:
         self.bootstrap, self.topic, self.rate = bootstrap, topic, rate
@@ -29,6 +45,7 @@ class Trickle:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._errors: list = []
+        self._undelivered = -1
 
     def __enter__(self) -> Trickle:
         self._thread.start()
@@ -36,15 +53,26 @@ class Trickle:
 
     def _run(self) -> None:
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
-        chunk = max(1, int(self.rate / 10))
-        round_ = 0
-        while not self._stop.wait(0.1):
-            records = event_records(chunk, seed=round_, prefix=f"r{round_}")
-            for key, value in records:
-                producer.produce(self.topic, key=key, value=value, on_delivery=self._delivered)
-            producer.poll(0)
-            round_ += 1
-        assert producer.flush(30) == 0
+        try:
+            chunk = max(1, int(self.rate / 10))
+            round_ = 0
+            while not self._stop.wait(0.1):
+                records = event_records(chunk, seed=round_, prefix=f"r{round_}")
+                for key, value in records:
+                    while True:
+                        try:
+                            producer.produce(
+                                self.topic, key=key, value=value, on_delivery=self._delivered
+                            )
+                            break
+                        except BufferError:
+                            producer.poll(0.05)
+                producer.poll(0)
+                round_ += 1
+        except Exception as exc:  # reported by stop(), on the test's thread
+            self._errors.append(exc)
+        finally:
+            self._undelivered = producer.flush(30)
 
     def _delivered(self, error, _message) -> None:
         if error is not None:
@@ -52,11 +80,13 @@ class Trickle:
         else:
             self.sent += 1
 
-    def stop(self) -> int:
+    def stop(self) -> Delivery:
+        """Stop producing and wait for the final flush; idempotent."""
         self._stop.set()
         self._thread.join(timeout=60)
-        assert not self._errors, self._errors[:3]
-        return self.sent
+        if self._thread.is_alive():
+            return Delivery(self.sent, [*self._errors, "producer thread still running"], -1)
+        return Delivery(self.sent, list(self._errors), self._undelivered)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -128,7 +158,10 @@ def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(
         assert_eventually(
             lambda: _assert_more(service.stats.totals().outputs, scored_before + 300), 120
         )
-        sent = trickle.stop()
+        delivery = trickle.stop()
+    assert not delivery.errors, delivery.errors[:3]
+    assert delivery.undelivered == 0, f"{delivery.undelivered} events never acknowledged"
+    sent = delivery.sent
     assert_eventually(lambda: _assert_equal(service.stats.totals().input_rows, sent), 120)
     result = running.stop()
     assert result.outcome == "stopped", result.error

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import mlflow
 import pytest
+from pyspark.sql import types as T
 
 from streamer.errors import ModelError
 from streamer.scoring.model import resolve_model
+from tests.integration.models import register_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +29,32 @@ def test_alias_is_pinned_to_its_version(fraud_classifier, tmp_path):
     assert spec.pinned_uri == f"models:/{fraud_classifier.name}/{fraud_classifier.version}"
     assert (spec.name, spec.version) == (fraud_classifier.name, fraud_classifier.version)
     assert spec.output_columns == ("0", "1")
-    assert "mean radius" not in spec.input_schema.names
     assert spec.input_schema.names[:2] == ["amount ($)", "merchant category"]
     assert (Path(spec.local_path) / "MLmodel").exists()
+
+
+@pytest.fixture(scope="module")
+def radius_classifier(tracking_uri, mlflow_root):
+    """The classifier with one more input: ``mean radius``, float32, a space in its name."""
+    name = f"radius-{uuid.uuid4().hex[:6]}"
+    return register_classifier(
+        tracking_uri, str(mlflow_root / "artifacts"), name, float_feature="mean radius"
+    )
+
+
+def test_input_schema_is_the_signature_verbatim(radius_classifier, tmp_path):
+    spec = _resolve(radius_classifier.uri, radius_classifier, tmp_path)
+    fields = [(f.name, f.dataType, f.nullable) for f in spec.input_schema.fields]
+    assert fields == [
+        ("amount ($)", T.DoubleType(), False),
+        ("merchant category", T.StringType(), False),
+        ("hour", T.IntegerType(), False),
+        ("distance.km", T.DoubleType(), False),
+        ("txn_last_hour", T.LongType(), False),
+        ("card present?", T.BooleanType(), False),
+        ("mean radius", T.FloatType(), False),
+    ]
+    assert spec.output_columns == ("0", "1")
 
 
 @pytest.mark.parametrize("suffix", ["/{version}", "/latest"])

@@ -14,10 +14,9 @@ from confluent_kafka import Consumer, TopicPartition
 from streamer.errors import OffsetsError
 from streamer.offsets.stores import FileStore, KafkaGroupStore, S3Store
 from streamer.service import Service
-from tests.helpers import assert_eventually, consume_all, produce
+from tests.helpers import add_partitions, assert_eventually, consume_all, produce
 from tests.integration.models import event_records
 from tests.integration.runner import Running, config_for, source_positions, write_config
-from tests.integration.s3 import add_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +35,7 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
 
 
 def test_graceful_stop_mid_stream_then_restart_is_exact(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend
 ):
     topics = _topics(new_topic)
     events = [*event_records(3000, seed=21), (b"bad-0", b"{oops"), (b"bad-1", b"")]
@@ -49,6 +48,7 @@ def test_graceful_stop_mid_stream_then_restart_is_exact(
         model=fraud_classifier,
         spark={"trigger": "0 seconds", "max_offsets_per_trigger": 250},
         offsets={"group_id": group},
+        kafka={"backend": kafka_backend},
     )
 
     first = Running(config, spark)
@@ -109,14 +109,12 @@ def test_unreadable_store_refuses_to_start_until_reset(
 
 
 def test_partition_added_while_running_is_picked_up(
-    spark, durable_broker, fraud_classifier, s3_server, tmp_path
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend, kafka_is_tansu
 ):
-    from streamer.kafka.admin import create_topics
-
-    bootstrap = durable_broker.bootstrap_servers
-    name = uuid.uuid4().hex[:8]
-    topics = {"in": f"in-{name}", "out": f"out-{name}", "dlq": f"dlq-{name}"}
-    create_topics(bootstrap, {}, {topics["in"]: 2, topics["out"]: 1, topics["dlq"]: 1})
+    if kafka_is_tansu:
+        pytest.skip("tansu 0.6 has no CreatePartitions; Apache Kafka (the default) has")
+    bootstrap = kafka_bootstrap
+    topics = _topics(new_topic, partitions=2)
     produce(bootstrap, topics["in"], event_records(50, seed=5, prefix="before"))
     config = config_for(
         tmp_path,
@@ -124,11 +122,12 @@ def test_partition_added_while_running_is_picked_up(
         topics=topics,
         model=fraud_classifier,
         spark={"trigger": "500 milliseconds"},
+        kafka={"backend": kafka_backend},
     )
     running = Running(config, spark)
     try:
         consume_all(bootstrap, topics["out"], 50, timeout=240)
-        add_partitions(durable_broker, s3_server, topics["in"], 3)
+        add_partitions(bootstrap, topics["in"], 3)
         produce(bootstrap, topics["in"], event_records(30, seed=6, prefix="after"), partition=2)
         outputs = consume_all(bootstrap, topics["out"], 80, timeout=180)
     finally:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_deleted_input_topic_fails_the_run_and_the_probes(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend
 ):
     topics = {"in": new_topic(partitions=1), "out": new_topic(), "dlq": new_topic()}
     produce(kafka_bootstrap, topics["in"], event_records(20, seed=61))
@@ -27,6 +27,7 @@ def test_deleted_input_topic_fails_the_run_and_the_probes(
         topics=topics,
         model=fraud_classifier,
         spark={"trigger": "500 milliseconds"},
+        kafka={"backend": kafka_backend},
     )
     running = Running(config, spark)
     consume_all(kafka_bootstrap, topics["out"], 20, timeout=240)

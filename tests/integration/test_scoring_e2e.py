@@ -7,6 +7,7 @@ load at most once per Python worker, as counted by the observed metrics.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
@@ -62,12 +63,16 @@ def write_config(tmp_path, **sections) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("score_in_source", [True, False], ids=["in-source", "udf"])
+@pytest.mark.parametrize(
+    ("backend", "score_in_source"),
+    [("jvm", False), ("python", True), ("python", False)],
+    ids=["jvm", "python-in-source", "python-udf"],
+)
 def test_scores_every_good_event_and_dead_letters_every_bad_one(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, score_in_source
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, backend, score_in_source
 ):
-    """Both python paths: scoring in the source task (the default) and the pandas UDF
-    between source and sink (the plan the jvm backend runs)."""
+    """Every path: Spark's Kafka source and sink around the pandas UDF (jvm), and the python
+    source scoring in its task (the default) or feeding the same UDF."""
     topics = {"in": new_topic(partitions=4), "out": new_topic(), "dlq": new_topic()}
     features = feature_frame(GOOD_EVENTS, seed=7)
     rows = features.to_dict(orient="records")
@@ -87,7 +92,7 @@ def test_scores_every_good_event_and_dead_letters_every_bad_one(
                 "input_topic": topics["in"],
                 "output_topic": topics["out"],
                 "dead_letter_topic": topics["dlq"],
-                "backend": "python",
+                "backend": backend,
                 "score_in_source": score_in_source,
             },
             model={
@@ -147,9 +152,10 @@ def test_scores_every_good_event_and_dead_letters_every_bad_one(
         assert letter["error"]
         assert letter["source"]["topic"] == topics["in"]
         assert isinstance(letter["source"]["offset"], int)
-        if value is not None and letter["value_encoding"] == "utf8":
-            assert letter["value"].encode() == value
+        raw = _raw_value(letter)
+        assert raw == value, (i, letter["value_encoding"], raw if raw is None else raw[:80])
     assert letters["bad-2"]["value_encoding"] == "base64"
+    assert all(letters[f"bad-{i}"]["value_encoding"] == "utf8" for i in range(len(bad)) if i != 2)
 
     # Counted, not assumed: the run's observed metrics.
     (result,) = results
@@ -166,6 +172,17 @@ def test_scores_every_good_event_and_dead_letters_every_bad_one(
 
 def _plain(row: dict) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+
+
+def _raw_value(letter: dict) -> bytes | None:
+    """The bytes a dead letter says were read: its ``value`` as UTF-8 text, or base64 when
+    ``value_encoding`` says so (:func:`streamer.scoring.records.dead_letter_value`)."""
+    if letter["value"] is None:
+        return None
+    if letter["value_encoding"] == "base64":
+        return base64.b64decode(letter["value"], validate=True)
+    assert letter["value_encoding"] == "utf8", letter["value_encoding"]
+    return letter["value"].encode()
 
 
 def test_regression_model_scalar_predictions(

@@ -36,23 +36,36 @@ def test_starting_offsets_cover_every_partition():
     assert json.loads(text) == {"t": {"0": -1}}
 
 
-def test_kafka_options_pass_client_settings_verbatim_with_prefix():
-    backend = JvmKafkaBackend("b:9092", {"security.protocol": "SASL_SSL", "sasl.password": "p"})
+def test_kafka_options_pass_java_client_settings_with_prefix():
+    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";'
+    backend = JvmKafkaBackend(
+        "b:9092",
+        {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.jaas.config": jaas},
+    )
     options = backend._kafka_options()
     assert options == {
         "kafka.security.protocol": "SASL_SSL",
-        "kafka.sasl.password": "p",
+        "kafka.sasl.mechanism": "SCRAM-SHA-512",
+        "kafka.sasl.jaas.config": jaas,
         "kafka.bootstrap.servers": "b:9092",
     }
-    assert loggable(options)["kafka.sasl.password"] == "***"
+    assert loggable(options)["kafka.sasl.jaas.config"] == "***"
     assert PythonKafkaBackend("b:9092", {}).name == "python"
 
 
 def test_required_client_settings_win_over_user_settings():
     conf = client_config(
-        "b:1", {"enable.auto.commit": True, "x": 1}, {"x": 0, "y": 2}, enable_auto_commit=False
+        "b:1",
+        {"enable.auto.commit": True, "fetch.max.wait.ms": 1},
+        {"fetch.wait.max.ms": 0, "y": 2},
+        enable_auto_commit=False,
     )
-    assert conf == {"bootstrap.servers": "b:1", "enable.auto.commit": False, "x": 1, "y": 2}
+    assert conf == {
+        "bootstrap.servers": "b:1",
+        "enable.auto.commit": False,
+        "fetch.wait.max.ms": 1,
+        "y": 2,
+    }
 
 
 @pytest.mark.parametrize(

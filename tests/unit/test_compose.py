@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -91,15 +90,6 @@ def test_service_wiring_matches_conf_docker_yaml():
 def test_trainer_registers_the_model_the_service_serves():
     assert SERVICES["trainer"]["command"] == ["train"]
     assert DOCKER_CONF.model.uri == "models:/fraud-detector@champion"
-
-
-def test_connector_version_matches_the_pinned_pyspark():
-    pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    (pyspark,) = [p for p in pins if p.startswith("pyspark")]
-    version = pyspark.split("==")[1]
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert f"ARG SPARK_VERSION={version}" in dockerfile
-    assert "spark-sql-kafka-0-10_${SCALA_BINARY}-${SPARK_VERSION}.jar" in dockerfile
 
 
 def test_every_build_context_exists():

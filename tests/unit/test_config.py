@@ -61,7 +61,15 @@ def test_shipped_local_yaml_loads_and_equals_defaults_but_binds_loopback():
 
 
 def test_env_overrides_every_kind_of_value(tmp_path):
-    path = _yaml(tmp_path, "kafka:\n  client: {security.protocol: SSL}\nspark:\n  conf: {a: b}\n")
+    path = _yaml(
+        tmp_path,
+        "kafka:\n  client: {security.protocol: SASL_SSL, sasl.mechanism: PLAIN}\n"
+        "spark:\n  conf: {a: b}\n",
+    )
+    jaas = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="u" password="hunter2";'
+    )
     config = load_config(
         path,
         env={
@@ -70,7 +78,7 @@ def test_env_overrides_every_kind_of_value(tmp_path):
             "STREAMER_MODEL__THRESHOLD": "0.75",
             "STREAMER_MODEL__SCORE_COLUMN": "1",
             "STREAMER_SPARK__MASTER": "null",
-            "STREAMER_KAFKA__CLIENT__SASL_PASSWORD": "hunter2",
+            "STREAMER_KAFKA__CLIENT__SASL_JAAS_CONFIG": jaas,
             "STREAMER_SPARK__CONF": '{"spark.driver.memory": "4g"}',
             "OTHER": "ignored",
         },
@@ -79,7 +87,11 @@ def test_env_overrides_every_kind_of_value(tmp_path):
     assert config.spark.max_offsets_per_trigger == 5000
     assert config.model.threshold == 0.75 and config.model.score_column == "1"
     assert config.spark.master is None
-    assert dict(config.kafka.client) == {"security.protocol": "SSL", "sasl.password": "hunter2"}
+    assert dict(config.kafka.client) == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.jaas.config": jaas,
+    }
     assert dict(config.spark.conf) == {"a": "b", "spark.driver.memory": "4g"}
 
 
@@ -208,7 +220,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_config_is_frozen_and_picklable():
-    config = load_config(None, env={"STREAMER_KAFKA__CLIENT__SASL_PASSWORD": "s3cret"})
+    config = load_config(None, env={"STREAMER_KAFKA__CLIENT__SSL_KEYSTORE_PASSWORD": "s3cret"})
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.kafka.input_topic = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -219,14 +231,15 @@ def test_config_is_frozen_and_picklable():
 def test_secrets_never_show(tmp_path):
     path = _yaml(
         tmp_path,
-        "kafka:\n  client:\n    sasl.password: s3cret\n    sasl.username: alice\n"
-        "    sasl.jaas.config: 'x password=\"s3cret\"'\n    ssl.key.password: s3cret\n",
+        "kafka:\n  client:\n    sasl.mechanism: PLAIN\n    ssl.keystore.password: s3cret\n"
+        "    sasl.jaas.config: 'org.apache.kafka.common.security.plain.PlainLoginModule required"
+        ' username="alice" password="s3cret";\'\n    ssl.key.password: s3cret\n',
     )
     config = load_config(path, env={})
     assert "s3cret" not in repr(config)
     assert "s3cret" not in str(config.redacted())
-    assert config.redacted()["kafka"]["client"]["sasl.username"] == "alice"
-    assert config.kafka.client["sasl.password"] == "s3cret"
+    assert config.redacted()["kafka"]["client"]["sasl.mechanism"] == "PLAIN"
+    assert config.kafka.client["ssl.key.password"] == "s3cret"
 
 
 @pytest.mark.parametrize(
