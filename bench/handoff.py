@@ -43,6 +43,9 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+if __package__ in (None, ""):  # run as a script, python bench/handoff.py
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from bench.chaos import consumed, read_sources, start_service, write_config, write_results
 from streamer.kafka.admin import create_topics
 from streamer.offsets.stores import FileStore

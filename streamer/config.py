@@ -108,6 +108,8 @@ class KafkaConfig:
     dead_letter_topic: str = "transactions.dlq"
     backend: str = "auto"
     client: FrozenMap = field(default_factory=FrozenMap)
+    source_options: FrozenMap = field(default_factory=FrozenMap)
+    """Spark's Kafka source options (jvm backend), checked against :data:`SOURCE_OPTIONS`."""
     end_offsets: str = "auto"
     starting_offsets: str = "earliest"
     score_in_source: bool = True
@@ -363,7 +365,57 @@ def _suggest(name: str, options: typing.Iterable[str]) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+SOURCE_OPTIONS: Mapping[str, str] = {
+    "failOnDataLoss": "bool",
+    "includeHeaders": "bool",
+    "minPartitions": "int",
+    "minOffsetsPerTrigger": "int",
+    "maxTriggerDelay": "str",
+    "fetchOffset.numRetries": "int",
+    "fetchOffset.retryIntervalMs": "int",
+    "kafkaConsumer.pollTimeoutMs": "int",
+    "groupIdPrefix": "str",
+}
+"""Spark Kafka source options ``kafka.source_options`` may set, by kind. Topics, starting
+offsets and ``maxOffsetsPerTrigger`` come from their own keys; ``kafka.*`` client settings
+from ``kafka.client``."""
+
+_OWN_KEYS = {
+    "subscribe": "kafka.input_topic",
+    "startingOffsets": "the offset store (offsets.*)",
+    "maxOffsetsPerTrigger": "spark.max_offsets_per_trigger",
+}
+
+
+def _check_source_options(value: Mapping[str, Any], origin: str) -> None:
+    for name, raw in value.items():
+        if name in _OWN_KEYS:
+            raise _fail(f"kafka.source_options.{name}", raw, origin, f"set {_OWN_KEYS[name]}")
+        if name.startswith("kafka."):
+            raise _fail(
+                f"kafka.source_options.{name}",
+                "***",
+                origin,
+                f"client settings go in kafka.client, as {name.removeprefix('kafka.')}",
+            )
+        kind = SOURCE_OPTIONS.get(name)
+        if kind is None:
+            raise _fail(
+                f"kafka.source_options.{name}",
+                raw,
+                origin,
+                f"expected one of {', '.join(SOURCE_OPTIONS)}{_suggest(name, SOURCE_OPTIONS)}",
+            )
+        text = str(raw).strip().lower()
+        if kind == "bool" and text not in ("true", "false"):
+            raise _fail(f"kafka.source_options.{name}", raw, origin, "expected true or false")
+        if kind == "int" and not (text.isdigit() and int(text) > 0):
+            raise _fail(f"kafka.source_options.{name}", raw, origin, "expected an integer > 0")
+
+
 def _validate(key: str, value: Any, origin: str) -> None:
+    if key == "kafka.source_options":
+        _check_source_options(value, origin)
     if key in _CHOICES and value is not None:
         choices = _CHOICES[key]
         if (value.upper() if key == "logging.level" else value) not in choices:
@@ -572,6 +624,12 @@ def load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> 
     config = Config(**sections)
     kafka = config.kafka
     _check_client(kafka.client, kafka.backend, client_origins)
+    if kafka.backend == "python" and kafka.source_options:
+        name = next(iter(kafka.source_options))
+        raise ConfigError(
+            f"config error: kafka.source_options.{name} is an option of Spark's Kafka source; "
+            "kafka.backend = 'python' takes none: remove it, or use kafka.backend: jvm"
+        )
     for key in ("output_topic", "dead_letter_topic"):
         if getattr(kafka, key) == kafka.input_topic:
             raise ConfigError(

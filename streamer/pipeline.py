@@ -89,10 +89,14 @@ def read_scored(
             return metrics.observe(scored).select("topic", "key", "value")
         source = backend.read_stream(spark, **read)
         udf = make_scoring_udf(scorer)
-        scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
+        # one output or dead letter per record, so the record's headers can ride beside it
+        extra = [c for c in source.columns if c not in SOURCE_COLUMNS]
+        scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r"), *extra)
+        scored = scored.select("r.*", *extra)
     scored = metrics.observe(scored)
+    sink = ["topic", "key", "value", *(["headers"] if "headers" in scored.columns else [])]
     if shadow is None or scoring.shadow_topic is None:
-        return scored.select("topic", "key", "value")
+        return scored.select(*sink)
     both = F.array(
         F.struct("topic", "key", "value"),
         F.struct(

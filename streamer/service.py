@@ -197,6 +197,8 @@ class Service:
             client=cfg.kafka.client,
             end_offsets=cfg.kafka.end_offsets,
             score_in_source=cfg.kafka.score_in_source,
+            source_options=cfg.kafka.source_options,
+            on_out_of_range=cfg.offsets.on_out_of_range,
         )
         check_topics(
             cfg.kafka.bootstrap_servers,

@@ -90,7 +90,9 @@ def kafka_backend(request) -> str:
 
 
 @pytest.fixture(scope="session")
-def spark(jvm_paths: JvmPaths):
+def spark(jvm_paths: JvmPaths, kafka_bootstrap: str):
+    """Depends on the broker only to stop before it: Spark's cached Kafka producers would
+    otherwise log refused connections at exit."""
     import pyspark
 
     from streamer.jvm import connector_conf
@@ -110,7 +112,7 @@ def spark(jvm_paths: JvmPaths):
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """How many tests ran on the jvm backend, and against which broker."""
     passed = terminalreporter.stats.get("passed", [])
-    jvm = [r for r in passed if "[jvm" in r.nodeid or "-jvm" in r.nodeid]
+    jvm = [r for r in passed if "jvm" in r.nodeid and "integration" in r.nodeid]
     kind = os.environ.get("STREAMER_TEST_BROKER") or (
         "external" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "kafka"
     )

@@ -108,6 +108,11 @@ class _Backend:
     fences = False
     scores_in_source = False
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The source columns :meth:`read_stream` gives the pipeline."""
+        return SOURCE_COLUMNS
+
     def __init__(self, bootstrap_servers: str, client: Mapping[str, Any]) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client = dict(client)
@@ -165,7 +170,7 @@ class _Backend:
             options["scorer"] = self._scorer_option(scorer)
             options["produce"] = str(produce).lower()
         df = spark.readStream.format(self.format).options(**options).load()
-        return df if scorer is not None else df.select(*SOURCE_COLUMNS)
+        return df if scorer is not None else df.select(*self.columns)
 
     def _scorer_option(self, scorer: Any) -> str:
         raise NotImplementedError
@@ -209,6 +214,31 @@ class JvmKafkaBackend(_Backend):
     format = "kafka"
     fences = True
 
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client: Mapping[str, Any],
+        source_options: Mapping[str, str] | None = None,
+        on_out_of_range: str = "fail",
+    ) -> None:
+        """``source_options``: Spark's Kafka source options (validated by the config);
+        ``failOnDataLoss`` defaults to ``offsets.on_out_of_range`` (fail → true)."""
+        super().__init__(bootstrap_servers, client)
+        self.source_options = {
+            "failOnDataLoss": "true" if on_out_of_range == "fail" else "false",
+            **{k: _option(v) for k, v in (source_options or {}).items()},
+        }
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """With ``includeHeaders``, each record's headers too: carried to its output."""
+        headers = self.source_options.get("includeHeaders") == "true"
+        return (*SOURCE_COLUMNS, "headers") if headers else SOURCE_COLUMNS
+
+    def _extra_source_options(self, default_start: str, fence_file: str | None) -> dict[str, str]:
+        return dict(self.source_options)
+
+
     def write_stream(
         self,
         df: DataFrame,
@@ -245,6 +275,11 @@ class JvmKafkaBackend(_Backend):
             .queryName(query_name)
             .start()
         )
+
+
+def _option(value: object) -> str:
+    text = str(value)
+    return text.lower() if text.lower() in ("true", "false") else text
 
 
 def is_fenced(error: object) -> bool:
@@ -371,6 +406,8 @@ def select_backend(
     client: Mapping[str, Any],
     end_offsets: str = "auto",
     score_in_source: bool = True,
+    source_options: Mapping[str, str] | None = None,
+    on_out_of_range: str = "fail",
 ) -> KafkaBackend:
     available = jvm_connector_available(spark)
     name = choose_backend(choice, available)
@@ -381,7 +418,7 @@ def select_backend(
         "present" if available else "absent",
     )
     if name == "jvm":
-        return JvmKafkaBackend(bootstrap_servers, client)
+        return JvmKafkaBackend(bootstrap_servers, client, source_options, on_out_of_range)
     strategy = resolve_end_offsets(end_offsets, bootstrap_servers, client)
     log.info('python source end offsets strategy="%s"', strategy)
     return PythonKafkaBackend(bootstrap_servers, client, strategy, score_in_source)

@@ -6,6 +6,7 @@ import pytest
 
 from streamer.config import Config, load_config, parse_trigger_seconds
 from streamer.errors import ConfigError
+from streamer.kafka.backend import JvmKafkaBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -312,3 +313,47 @@ def test_bad_model_lifecycle_config_names_the_key_and_the_fix(tmp_path, text, me
     with pytest.raises(ConfigError, match="config error") as caught:
         load_config(_yaml(tmp_path, text), env={})
     assert message in str(caught.value)
+
+
+def test_source_options_reach_spark_validated(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "kafka:\n  backend: jvm\n  source_options:\n    includeHeaders: true\n"
+        "    minPartitions: 8\n    failOnDataLoss: false\n"
+    )
+    options = load_config(path, env={}).kafka.source_options
+    assert dict(options) == {"includeHeaders": "True", "minPartitions": "8", "failOnDataLoss": "False"}
+    backend = JvmKafkaBackend("b:9092", {}, options, on_out_of_range="fail")
+    assert backend._extra_source_options("earliest", None) == {
+        "failOnDataLoss": "false",
+        "includeHeaders": "true",
+        "minPartitions": "8",
+    }
+    assert backend.columns[-1] == "headers"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("maxOffsetsPerTrigger: 5", "set spark.max_offsets_per_trigger"),
+        ("startingOffsets: earliest", "set the offset store"),
+        ("kafka.security.protocol: SSL", "client settings go in kafka.client"),
+        ("failOnDataLos: true", "did you mean failOnDataLoss?"),
+        ("minPartitions: -1", "expected an integer > 0"),
+        ("includeHeaders: maybe", "expected true or false"),
+    ],
+)
+def test_bad_source_options_name_the_key_and_the_fix(tmp_path, options, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"kafka:\n  backend: jvm\n  source_options:\n    {options}\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, env={})
+    assert "kafka.source_options." + options.split(":")[0] in str(error.value)
+    assert message in str(error.value)
+
+
+def test_source_options_with_the_python_backend_are_refused(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("kafka:\n  backend: python\n  source_options:\n    includeHeaders: true\n")
+    with pytest.raises(ConfigError, match="takes none"):
+        load_config(path, env={})

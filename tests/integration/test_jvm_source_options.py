@@ -1,0 +1,71 @@
+"""Spark's Kafka source options reach Spark's source (jvm backend): headers ride from each
+record to its output, and the other options are taken as given."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from tests.helpers import consume_all
+from tests.integration.models import event_records
+from tests.integration.runner import Running, config_for, source_positions
+
+pytestmark = pytest.mark.integration
+
+
+def test_include_headers_carries_each_records_headers_to_its_output(
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+):
+    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    events = [*event_records(50, seed=91), (b"bad", b"{nope")]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i, (key, value) in enumerate(events):
+        producer.produce(topics["in"], key=key, value=value, headers=[("trace", b"t-%d" % i)])
+    assert producer.flush(30) == 0
+    config = config_for(
+        tmp_path,
+        bootstrap=kafka_bootstrap,
+        topics=topics,
+        model=fraud_classifier,
+        kafka={
+            "backend": "jvm",
+            "source_options": {"includeHeaders": True, "minPartitions": 4},
+        },
+        spark={"trigger": "500 milliseconds"},
+    )
+    running = Running(config, spark)
+    try:
+        outputs = consume_all(kafka_bootstrap, topics["out"], 50, timeout=240)
+        dead = consume_all(kafka_bootstrap, topics["dlq"], 1, timeout=60)
+    finally:
+        result = running.stop()
+    assert result.outcome == "stopped", result.error
+    assert len(source_positions(outputs + dead)) == len(events)
+    by_key = {e[0]: i for i, e in enumerate(events)}
+    headers = _headers(kafka_bootstrap, [topics["out"], topics["dlq"]])
+    assert len(headers) == len(events)
+    for key, found in headers.items():
+        assert found == [("trace", b"t-%d" % by_key[key])], (key, found)
+
+
+def _headers(bootstrap: str, topics: list[str]) -> dict[bytes, list]:
+    """Each record's headers, by the event key its JSON value names."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.partition.eof": True}
+    )
+    found: dict[bytes, list] = {}
+    try:
+        consumer.assign([TopicPartition(t, 0, 0) for t in topics])
+        ends = 0
+        while ends < len(topics):
+            for m in consumer.consume(1000, timeout=1.0):
+                if m.error() is not None:
+                    ends += m.error().code() == KafkaError._PARTITION_EOF
+                    continue
+                found[json.loads(m.value())["key"].encode()] = m.headers()
+    finally:
+        consumer.close()
+    return found
