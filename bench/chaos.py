@@ -40,7 +40,7 @@ import yaml
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streamer.kafka.admin import OffsetProbe, create_topics
-from streamer.offsets.stores import FileStore
+from streamer.offsets.stores import FileStore, OffsetStore
 
 PARTITIONS = 4
 
@@ -117,7 +117,7 @@ def _query_starts(log: Path) -> int:
         return 0
 
 
-def consumed(store: FileStore, topic: str) -> int:
+def consumed(store: OffsetStore, topic: str) -> int:
     """Events consumed so far, by the persisted position (every partition starts at 0)."""
     try:
         stored = store.load()

@@ -47,8 +47,9 @@ if __package__ in (None, ""):  # run as a script, python bench/handoff.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.chaos import consumed, read_sources, start_service, write_config, write_results
+from streamer.config import load_config
 from streamer.kafka.admin import create_topics
-from streamer.offsets.stores import FileStore
+from streamer.offsets.stores import OffsetStore, store_for
 
 PARTITIONS = 4
 KINDS = ("handoff", "kill", "cold")
@@ -164,7 +165,7 @@ def _reported_gap(path: Path) -> float | None:
     return None
 
 
-def _serving(path: Path, store: FileStore) -> Callable[[], bool]:
+def _serving(path: Path, store: OffsetStore) -> Callable[[], bool]:
     """The process logging to ``path`` has started its query and persisted a batch."""
 
     def check() -> bool:
@@ -193,9 +194,12 @@ def run_switches(
     heartbeat: float = 0.5,
     settle: float = 3.0,
     backend: str = "python",
+    offsets: dict[str, object] | None = None,
     log: Callable[[str], None] = print,
 ) -> SwitchReport:
-    """Run the service through ``switches`` (each one of :data:`KINDS`) while events flow."""
+    """Run the service through ``switches`` (each one of :data:`KINDS`) while events flow.
+    ``offsets``: the config's offsets section (default: a file store in ``work``); the lease
+    lives beside the offsets, so an S3 store puts the lease on S3 too."""
     from streamer.synthetic import events as synthetic_events
 
     unknown = [s for s in switches if s not in KINDS]
@@ -223,8 +227,9 @@ def run_switches(
             "warmup_rows": 64,
         },
         kafka={"backend": backend},
+        **({"offsets": offsets} if offsets else {}),
     )
-    store = FileStore(work / "offsets")
+    store = store_for(load_config(config, env={}))
     values = (e.value for e in synthetic_events(10_000_000, seed=3, id_prefix="handoff"))
     producer = _Producer(bootstrap, topics["in"], rate, values)
     producer.start()

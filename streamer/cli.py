@@ -383,7 +383,7 @@ def cmd_compare(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
     if not args.timeout > 0:
         raise ConfigError(f"compare: --timeout {args.timeout:g}: expected seconds > 0")
     client: Mapping[str, object] = {}
-    end_offsets = "auto"
+    end_offsets = "list"
     bootstrap = args.bootstrap_servers
     if args.config is not None:
         config = load_config(args.config, env=config_env(env))

@@ -583,7 +583,7 @@ def read_sides(
     live_topic: str,
     shadow_topic: str,
     *,
-    end_offsets: str = "auto",
+    end_offsets: str = "list",
     timeout: float = 120.0,
 ) -> tuple[Side, Side]:
     """Both topics from their earliest offsets to the ends they had when this started.

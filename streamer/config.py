@@ -110,7 +110,9 @@ class KafkaConfig:
     client: FrozenMap = field(default_factory=FrozenMap)
     source_options: FrozenMap = field(default_factory=FrozenMap)
     """Spark's Kafka source options (jvm backend), checked against :data:`SOURCE_OPTIONS`."""
-    end_offsets: str = "auto"
+    end_offsets: str = "list"
+    """``list`` (ListOffsets, right for Apache Kafka); ``fetch`` works around tansu's
+    ListOffsets bug; ``auto`` asks the cluster which it is (a probe, so not the default)."""
     starting_offsets: str = "earliest"
     score_in_source: bool = True
 

@@ -112,6 +112,8 @@ def run_demo(
                 "STREAMER_MODEL__THRESHOLD": env.get("STREAMER_MODEL__THRESHOLD", "0.5"),
                 "STREAMER_MODEL__SCORE_COLUMN": "1",
                 "STREAMER_SPARK__CHECKPOINT_DIR": str(work_dir),
+                # tansu's ListOffsets bug: take the end from fetch responses there
+                "STREAMER_KAFKA__END_OFFSETS": "fetch" if broker_kind == "tansu" else "list",
                 "STREAMER_METRICS__HOST": "127.0.0.1",
                 "STREAMER_METRICS__PORT": env.get("STREAMER_METRICS__PORT", str(free_port())),
                 # The embedded broker starts empty, so its runs start over; on a real broker

@@ -404,7 +404,7 @@ def select_backend(
     *,
     bootstrap_servers: str,
     client: Mapping[str, Any],
-    end_offsets: str = "auto",
+    end_offsets: str = "list",
     score_in_source: bool = True,
     source_options: Mapping[str, str] | None = None,
     on_out_of_range: str = "fail",

@@ -56,6 +56,7 @@ class Driver:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamer.cli", "run", "--config", config],
             env=_driver_env(),
+            cwd=log.parent,  # not the checkout: its streamer/ must not be importable by path
             stdin=subprocess.DEVNULL,
             stdout=self._file,
             stderr=subprocess.STDOUT,
@@ -183,8 +184,10 @@ def test_start_up_failure_on_the_cluster_is_one_line(
     output = driver.text()
     assert code == 1, output[-6000:]
     last = output.strip().splitlines()[-1]
-    assert last.startswith("streamer: start-up failed: "), output[-6000:]
-    assert "ModuleNotFoundError: No module named 'streamer'" in last, last
+    assert last == (
+        "streamer: start-up failed: AnalysisException: [PYTHON_DATA_SOURCE_ERROR] Failed to "
+        "create Python data source instance: ModuleNotFoundError: No module named 'streamer'"
+    ), output[-6000:]
     assert "Traceback" not in last and "\tat " not in last
     leftovers = [p for p in tmp_path.iterdir() if p.name.startswith("streamer-")]
     assert leftovers == [], "the failed start must remove its work directory"

@@ -59,3 +59,37 @@ def test_sigkilled_owner_is_taken_over_after_the_lease_timeout(
     assert switch.old_exit_code == -9
     # the batch being written at the kill, and one whose progress was not yet persisted
     assert report.duplicates <= 2 * MAX_OFFSETS
+
+
+def test_a_real_pair_hands_over_a_lease_held_on_s3(
+    kafka_bootstrap, fraud_classifier, tmp_path, s3_server
+):
+    """Blue and green are real ``streamer run`` processes; their offsets and the lease are
+    objects on a local S3 server (moto's server mode, over HTTP), as on EMR."""
+    import uuid
+
+    bucket = f"handoff-{uuid.uuid4().hex[:8]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    report = run_switches(
+        bootstrap=kafka_bootstrap,
+        model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
+        work=tmp_path,
+        switches=["handoff"],
+        rate=100.0,
+        max_offsets_per_trigger=MAX_OFFSETS,
+        lease_timeout=6.0,
+        heartbeat=0.5,
+        settle=2.0,
+        backend="python",
+        offsets={
+            "store": "s3",
+            "path": f"s3://{bucket}/streamer",
+            "s3_client": s3_server.client_kwargs(),
+        },
+    )
+    (switch,) = report.switches
+    assert (switch.before, switch.after) == ("blue", "green")
+    assert switch.old_exit_code == 0 and report.final_exit_code == 0
+    assert report.events > 0 and report.lost == 0 and report.duplicates == 0
+    names = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert "streamer/lease.json" in names, names

@@ -52,7 +52,7 @@ class Trickle:
         return self
 
     def _run(self) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 3000})  # BROKEN
         try:
             chunk = max(1, int(self.rate / 10))
             round_ = 0
@@ -72,7 +72,7 @@ class Trickle:
         except Exception as exc:  # reported by stop(), on the test's thread
             self._errors.append(exc)
         finally:
-            self._undelivered = producer.flush(30)
+            self._undelivered = producer.flush(0)  # BROKEN
 
     def _delivered(self, error, _message) -> None:
         if error is not None:

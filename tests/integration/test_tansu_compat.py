@@ -28,7 +28,7 @@ def test_python_backend_scores_exactly_on_tansu(spark, fraud_classifier, tmp_pat
             bootstrap=bootstrap,
             topics=topics,
             model=fraud_classifier,
-            kafka={"backend": "python"},
+            kafka={"backend": "python", "end_offsets": "auto"},
             spark={"trigger": "500 milliseconds"},
         )
         running = Running(config, spark)
