@@ -311,6 +311,7 @@ def run_ceiling(
         "rows": rows,
         "expected": sum(end - start for start, end in ranges.values()),
         "seconds": seconds,
+        "window": [min(starts), max(r["last"] for r in reports)] if starts else None,
         "rows_per_s": rows / seconds if seconds > 0 else 0.0,
         "processes": n,
         "batch_size": batch_size,

@@ -40,7 +40,10 @@ rate = input rows of the remaining batches / wall time from the end of the secon
 the end of the last one (a batch ends at its progress ``timestamp`` +
 ``durationMs.triggerExecution``). Gaps between triggers count, so this is what a consumer
 of the output topic sees. (c) is total rows / (last acknowledged produce − first consumed
-batch). (d) is rows / seconds over the frames after a warm-up call.
+batch). (d) is rows / seconds over the frames after a warm-up call. Beside each rate, the
+CPU µs per row over the same window (every process of the system's phase group, sampled
+from /proc by :func:`bench.phases.run_phase`), which a machine shared with other work
+disturbs far less than wall-clock rates.
 
 Threads: every system runs with ``OMP_NUM_THREADS=1`` (``--omp-threads``; Spark's Python
 workers inherit it). The model's HistGradientBoosting predicts with OpenMP, one thread per
@@ -166,6 +169,7 @@ def steady_state(progress: Sequence[dict], skip: int = SKIP_BATCHES) -> dict[str
         for k in (*PHASES, "triggerExecution")
     }
     out.update(
+        window=[_batch_end(batches[skip - 1]), _batch_end(steady[-1])],
         steady_batches=len(steady),
         steady_rows=rows,
         steady_seconds=seconds,
@@ -334,12 +338,18 @@ def _phase_model(spec: dict) -> dict:
     frames = [features(10_000, seed=7_000_000 + i) for i in range(spec["model_frames"])]
     for frame in frames[:2]:
         model.predict(frame)  # warm-up
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for frame in frames:
         model.predict(frame)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     rows = sum(len(f) for f in frames)
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "frame_rows": 10_000}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rows_per_s": rows / seconds,
+        "frame_rows": 10_000,
+    }
 
 
 def _phase_profile(spec: dict) -> dict:
@@ -514,6 +524,31 @@ def _rate(system: str, result: dict) -> float | None:
     return result["rows_per_s"]
 
 
+def cpu_per_row(system: str, result: dict) -> float | None:
+    """CPU µs per row of a system over its own measuring window: every process of its phase
+    (Spark's JVM and Python workers, the ceiling's processes), the broker not included."""
+    if "error" in result:
+        return None
+    if system == "model":
+        return result["cpu_seconds"] * 1e6 / result["rows"]
+    if system in SPARK_SYSTEMS:
+        window, rows = result["steady"].get("window"), result["steady"].get("steady_rows")
+    else:
+        window, rows = result.get("window"), result.get("rows")
+    if not window or not rows:
+        return None
+    cpu = phases.cpu_between(result.get("cpu_samples") or [], *window)
+    return None if cpu is None else cpu * 1e6 / rows
+
+
+def _cpu(system: str, results: dict[str, dict]) -> float | None:
+    return results.get(system, {}).get("cpu_us_per_row")
+
+
+def _fmt_us(us: float | None) -> str:
+    return "—" if us is None else f"{us:,.1f}"
+
+
 def _fmt(rate: float | None) -> str:
     return "failed or not run" if rate is None else f"{rate:,.0f}"
 
@@ -568,33 +603,36 @@ def rates_of(results: dict[str, dict]) -> dict[str, float | None]:
     return {s: _rate(s, results.get(s, {"error": "not run"})) for s in _shown(results)}
 
 
-def ratios(results: dict[str, dict]) -> list[tuple[str, str, str]]:
-    """(name, value, what it compares) for the ratios of one run: j and a to the ceiling,
-    j to a, each to the recipe, then a to the model, to a′ and a″ to a when they ran."""
+RATIOS = (
+    ("j/c", "streamer_jvm", "ceiling", "jvm backend against the ceiling"),
+    ("a/c", "streamer", "ceiling", "python backend against the ceiling"),
+    ("j/a", "streamer_jvm", "streamer", "jvm backend against python"),
+    ("j/b", "streamer_jvm", "recipe", "jvm backend against the recipe"),
+    ("a/b", "streamer", "recipe", "python backend against the recipe"),
+    ("a/d", "streamer", "model", "python backend against predict alone"),
+    ("a/a′", "streamer", "streamer_udf", "scoring in the source against the three-stage plan"),
+    ("a″/a", "streamer_uv", "streamer", "model.env_manager uv against local"),
+)
+
+
+def ratios(results: dict[str, dict]) -> list[tuple[str, str, str, str]]:
+    """(name, by wall-clock rate, by CPU per row, what it compares) for the ratios of one
+    run: j and a to the ceiling, j to a, each to the recipe, then a to the model, to a′, and
+    a″ to a when it ran. By CPU, x/y is y's CPU per row over x's: above 1, x needs less."""
     r = rates_of(results)
-    out = [
-        ("j/c", _ratio(r["streamer_jvm"], r["ceiling"]), "jvm backend against the ceiling"),
-        ("a/c", _ratio(r["streamer"], r["ceiling"]), "python backend against the ceiling"),
-        ("j/a", _ratio(r["streamer_jvm"], r["streamer"]), "jvm backend against python"),
-        ("j/b", _ratio(r["streamer_jvm"], r["recipe"]), "jvm backend against the recipe"),
-        ("a/b", _ratio(r["streamer"], r["recipe"]), "python backend against the recipe"),
-        ("a/d", _ratio(r["streamer"], r["model"]), "python backend against predict alone"),
-        (
-            "a/a′",
-            _ratio(r["streamer"], r["streamer_udf"]),
-            "scoring in the source against the three-stage plan",
-        ),
+    return [
+        (name, _ratio(r[x], r[y]), _ratio(_cpu(y, results), _cpu(x, results)), what)
+        for name, x, y, what in RATIOS
+        if x in r and y in r
     ]
-    if "streamer_uv" in results:
-        out.append(("a″/a", _ratio(r["streamer_uv"], r["streamer"]), "env_manager uv vs local"))
-    return out
 
 
 def table(results: dict[str, dict], counts: dict[str, str]) -> list[str]:
     c = _rate("ceiling", results.get("ceiling", {"error": "not run"}))
     lines = [
-        "| system | rows measured | rows/s | system / c | output check |",
-        "|---|---|---|---|---|",
+        "| system | rows measured | rows/s | system / c | CPU µs per row | system / c by CPU "
+        "| output check |",
+        "|---|---|---|---|---|---|---|",
     ]
     for system in _shown(results):
         result = results.get(system, {"error": "not run"})
@@ -608,6 +646,8 @@ def table(results: dict[str, dict], counts: dict[str, str]) -> list[str]:
             measured = f"{result['rows']:,}"
         lines.append(
             f"| {LABELS[system]} | {measured} | **{_fmt(rate)}** | {_ratio(rate, c)} | "
+            f"{_fmt_us(_cpu(system, results))} | "
+            f"{_ratio(_cpu('ceiling', results), _cpu(system, results))} | "
             f"{counts.get(system, '—')} |"
         )
     return lines
@@ -779,14 +819,17 @@ def render(
         "",
         *table(results, counts),
         "",
-        "Ratios from this run: "
+        "Ratios from this run, by wall-clock rate: "
         + ", ".join(
             f"**{name} = {value}**" if name in KEY_RATIOS else f"{name} = {value}"
-            for name, value, _ in ratios(results)
+            for name, value, _, _ in ratios(results)
         )
-        + " ("
-        + "; ".join(f"{name}: {what}" for name, _, what in ratios(results))
-        + ").",
+        + ". By CPU per row (the inverse ratio of CPU µs per row: above 1, the first "
+        "needs less CPU per row): "
+        + ", ".join(f"{name} = {value}" for name, _, value, _ in ratios(results))
+        + ". ("
+        + "; ".join(f"{name}: {what}" for name, _, _, what in ratios(results))
+        + ".)",
         "",
     ]
     if chart:
@@ -802,6 +845,15 @@ def render(
         "10,000-row pandas frames after a warm-up call, one process. Output check: records "
         "and distinct keys read back from each system's output topic (records = distinct "
         "keys = events), and each service run's own dead-letter topic (empty).",
+        "",
+        "CPU µs per row: the CPU time (user + system) of every process of the system's "
+        "phase (Spark's JVM and Python workers; the ceiling's processes), sampled every "
+        f"{phases.SAMPLE_EVERY} s from /proc and interpolated to the same window as its rate (the "
+        "steady batches; the ceiling's first batch to last acknowledgement), per row; the "
+        "broker's CPU is not included; (d) is the process's own CPU time. On a machine "
+        "shared with other work, a wall-clock rate depends on what else ran at that moment; "
+        "CPU per row mostly does not, so the ratios by CPU are the ones to compare across "
+        "systems that ran minutes apart.",
         "",
         *where_the_time_goes(results, settings.get("end_offsets", "list")),
         *[f"- {n}" for n in notes],
@@ -1020,6 +1072,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
             result = run_phase(system, phase, timeout, log)
             if "progress" in result:
                 result["steady"] = steady_state(result["progress"])
+            result["cpu_us_per_row"] = cpu_per_row(system, result)
             results[system] = result
             if "error" in result:
                 log(f"throughput: {system} FAILED: {result['error']}")
@@ -1125,7 +1178,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
         "end_offsets": spec["end_offsets"],
         "load": (load_start, os.getloadavg()[0]),
     }
-    shown = dict((name, value) for name, value, _ in ratios(results))
+    shown = {name: value for name, value, _, _ in ratios(results)}
     draw_chart(
         chart,
         results,
@@ -1138,7 +1191,8 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
     write_results(section, MARKER, results_path)
     (work / "summary.json").write_text(json.dumps(results, indent=2, default=str))
     print("\n".join(table(results, counts)))
-    print("ratios: " + " ".join(f"{name}={value}" for name, value, _ in ratios(results)))
+    print("ratios: " + " ".join(f"{name}={value}" for name, value, _, _ in ratios(results)))
+    print("by CPU: " + " ".join(f"{name}={value}" for name, _, value, _ in ratios(results)))
     if "streamer" in results and "streamer_uv" in results and args.envs_results:
         from bench.envs import write_end_to_end
 

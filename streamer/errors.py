@@ -98,12 +98,22 @@ def root_cause(exc: BaseException) -> str:
 
 
 def _java_root(throwable: Any) -> tuple[str, str]:
-    """The innermost cause's simple class name and message (at most 64 causes deep)."""
+    """The innermost cause's simple class name and message (at most 64 causes deep), or
+    its wrapper's when that only adds context to the same message (``Cannot run program
+    "x": error=2, ...`` over ``error=2, ...``)."""
+    found = _describe(throwable)
     for _ in range(64):
         cause = throwable.getCause()
         if cause is None:
             break
-        throwable = cause
+        throwable, outer = cause, found
+        found = _describe(cause)
+        if found[1] and outer[1].endswith(found[1]) and outer[1] != found[1]:
+            found = outer
+    return found
+
+
+def _describe(throwable: Any) -> tuple[str, str]:
     return str(throwable.getClass().getSimpleName()), str(throwable.getMessage() or "")
 
 

@@ -76,12 +76,15 @@ def python_env(
     The packed-environment route works as Spark documents it: ship the environment with
     ``spark.archives: <env.tar.gz>#environment`` and set
     ``spark.pyspark.python: ./environment/bin/python``. Executors unpack the archive into
-    their working directory and resolve the relative path there. The driver keeps running
-    its own interpreter (leave ``spark.pyspark.driver.python`` unset); Python workers the
-    driver starts itself resolve the relative path from the driver's working directory,
-    so the ``python`` backend's planner needs ``./environment`` there as well (YARN
-    cluster mode has it; elsewhere use the ``jvm`` backend or an absolute path that exists
-    on every node).
+    their working directory and resolve the relative path there. The driver process keeps
+    its own interpreter (leave ``spark.pyspark.driver.python`` unset), but Python workers
+    the driver starts itself (the ``python`` backend's data source planner) get the same
+    relative path and resolve it from the driver's working directory. ``spark-submit`` in
+    Kubernetes (EMR on EKS) or YARN cluster mode unpacks ``spark.archives`` there too
+    (SPARK-33748), so the route works as is. A driver started directly (``streamer run``,
+    client mode) has no ``./environment``: :func:`build_session` warns, and the planner
+    fails with ``Cannot run program "./environment/bin/python"``; use the ``jvm`` backend
+    there, or an interpreter at the same absolute path on every node.
     """
     chosen = {var: conf[key] for key, var in PYTHON_CONF.items() if conf.get(key)}
     chosen.setdefault("PYSPARK_PYTHON", environ.get("PYSPARK_PYTHON") or executable)
@@ -112,10 +115,10 @@ def build_session(
     python = os.environ["PYSPARK_PYTHON"]
     if not os.path.isabs(python) and not os.path.exists(python):
         log.warning(
-            'PYSPARK_PYTHON is relative and not found from the driver\'s working directory '
-            'python="%s" cwd="%s": executors resolve it in theirs (spark.archives), but '
-            "Python workers the driver starts (the python backend's data source planner) "
-            "cannot run",
+            "python for spark is relative and absent from the driver's working directory; "
+            "executors resolve it in theirs (spark.archives), Python workers the driver "
+            "starts (the python backend's data source planner) cannot run it "
+            'python="%s" cwd="%s"',
             python,
             os.getcwd(),
         )

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -24,6 +26,7 @@ from typing import IO
 
 from confluent_kafka.admin import AdminClient
 
+from streamer.children import die_with
 from streamer.errors import KafkaIOError
 from streamer.jvm import broker_jars
 from streamer.kafka.broker import free_port
@@ -160,7 +163,9 @@ class ApacheKafkaBroker:
         (self.data_dir / "log4j2.properties").write_text(_LOG4J)
         staged = self.data_dir / f".{PROPERTIES}"
         staged.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster = "-"
+        while cluster.startswith("-"):  # as Kafka's own ids: a leading dash reads as a flag
+            cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
             self._java_command(
                 "kafka.tools.StorageTool",
@@ -189,6 +194,8 @@ class ApacheKafkaBroker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # SIGTERM, not SIGKILL: a broker killed with its parent still closes its logs
+            preexec_fn=die_with(os.getpid(), signal.SIGTERM),
         )
         # refused connections while the JVM starts are expected: keep librdkafka quiet
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers}, logger=_QUIET)

@@ -260,6 +260,7 @@ class JvmKafkaBackend(_Backend):
                 produced=produced,
             )
         options = self._kafka_options()
+        _quiet_fence_tracebacks()
 
         def write(batch: DataFrame, batch_id: int) -> None:
             if os.path.exists(fence_file):
@@ -275,6 +276,19 @@ class JvmKafkaBackend(_Backend):
             .queryName(query_name)
             .start()
         )
+
+
+class _FenceFilter(logging.Filter):
+    """Drops py4j's traceback of the fence's deliberate error (a stop, not a failure)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and is_fenced(record.exc_info[1]))
+
+
+def _quiet_fence_tracebacks() -> None:
+    py4j = logging.getLogger("py4j.clientserver")
+    if not any(isinstance(f, _FenceFilter) for f in py4j.filters):
+        py4j.addFilter(_FenceFilter())
 
 
 def _option(value: object) -> str:

@@ -58,8 +58,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import io
 import json
@@ -67,7 +65,6 @@ import logging
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -80,6 +77,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from streamer.children import die_with
 from streamer.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -91,7 +89,6 @@ READY_MARKER = ".streamer-ready"
 an interrupted creation and is rebuilt."""
 
 _TAIL_CHARS = 3000
-_PR_SET_PDEATHSIG = 1
 
 
 # --- driver side: the environment ---------------------------------------------------------
@@ -407,33 +404,6 @@ class _Spawner:
 _spawner = _Spawner()
 
 
-def _load_libc() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-_libc = _load_libc()  # loaded before any fork: the child must not load libraries
-
-
-def _die_with(parent: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` asking the kernel to SIGKILL the child when its parent dies, and
-    exiting at once if the parent died before the request was made."""
-    if _libc is None:
-        return None
-    prctl = _libc.prctl
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
-
-
 _live: set[IsolatedModel] = set()
 """Started and not closed; stopped at exit (a dropped instance keeps its server until then)."""
 
@@ -521,7 +491,7 @@ class IsolatedModel:
                 lambda: environment.execute(
                     command,
                     command_env,
-                    preexec_fn=_die_with(parent),
+                    preexec_fn=die_with(parent),
                     stdin=subprocess.DEVNULL,  # not the worker's: pyspark's daemon watches it
                     stdout=output,
                     stderr=subprocess.STDOUT,

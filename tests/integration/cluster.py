@@ -149,7 +149,7 @@ def start_cluster(root: Path, workers: int = WORKERS, timeout: float = 120.0) ->
             assert master.poll() is None, f"master exited:\n{cluster.log_tail()}"
             try:
                 cluster.state()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # not listening yet, or a partial answer
                 raise AssertionError(f"master not answering: {exc}") from exc
 
         assert_eventually(master_answers, timeout=timeout, interval=0.5)
@@ -167,7 +167,10 @@ def start_cluster(root: Path, workers: int = WORKERS, timeout: float = 120.0) ->
         def registered() -> None:
             exited = [p.args for p in cluster.processes if p.poll() is not None]
             assert not exited, f"{exited} exited:\n{cluster.log_tail()}"
-            alive = cluster.alive_workers()
+            try:
+                alive = cluster.alive_workers()
+            except (OSError, ValueError) as exc:
+                raise AssertionError(f"master not answering: {exc}") from exc
             assert alive == workers, f"{alive} of {workers} workers registered"
 
         assert_eventually(registered, timeout=timeout, interval=0.5)

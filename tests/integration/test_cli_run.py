@@ -44,7 +44,7 @@ def test_bad_config_exits_2_with_one_line(tmp_path):
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_run_scores_then_stops_cleanly_on_a_signal(
-    kafka_bootstrap, new_topic, fraud_classifier, tmp_path, stop_signal
+    kafka_bootstrap, new_topic, fraud_classifier, tmp_path, stop_signal, kafka_backend
 ):
     """SIGINT matters separately: SparkContext installs its own SIGINT handler, which
     cancels every job; the service must take it back and stop at a batch boundary."""
@@ -66,7 +66,7 @@ def test_run_scores_then_stops_cleanly_on_a_signal(
     config.write_text(
         yaml.safe_dump(
             {
-                "kafka": {"bootstrap_servers": kafka_bootstrap, "backend": "python", **topics},
+                "kafka": {"bootstrap_servers": kafka_bootstrap, "backend": kafka_backend, **topics},
                 "model": {"uri": fraud_classifier.uri},
                 "spark": {"master": "local[2]", "checkpoint_dir": str(tmp_path)},
                 "offsets": {"path": str(tmp_path / "offsets")},

@@ -40,22 +40,22 @@ EXECUTOR_CONF = {
 }
 
 
-def _driver_env() -> dict[str, str]:
+def _driver_env(**overrides: str) -> dict[str, str]:
     """The test's environment without a Python choice: the service must make its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_")}
     env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return {**env, **overrides}
 
 
 class Driver:
     """``streamer run`` in its own process; its stderr goes to a file (it may be long)."""
 
-    def __init__(self, config: str, log: Path) -> None:
+    def __init__(self, config: str, log: Path, **env: str) -> None:
         self.log = log
         self._file = log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamer.cli", "run", "--config", config],
-            env=_driver_env(),
+            env=_driver_env(**env),
             cwd=log.parent,  # not the checkout: its streamer/ must not be importable by path
             stdin=subprocess.DEVNULL,
             stdout=self._file,
@@ -142,9 +142,12 @@ def test_run_on_a_standalone_cluster_is_exact_across_a_restart(
 
     # More events while it is down; the restart resumes from the store, loses and repeats
     # nothing, and a second model ship (a new SparkContext, new executors) works as well.
+    # Larger batches now: only the first run had to be stopped mid-stream.
     produce(kafka_bootstrap, topics["in"], event_records(SECOND, seed=42, prefix="b"))
     total = len(first) + SECOND
-    driver = Driver(config, tmp_path / "driver-2.log")
+    driver = Driver(
+        config, tmp_path / "driver-2.log", STREAMER_SPARK__MAX_OFFSETS_PER_TRIGGER="1000"
+    )
     try:
         records = _all(kafka_bootstrap, topics, total, timeout=300)
     finally:
@@ -170,11 +173,13 @@ def test_run_on_a_standalone_cluster_is_exact_across_a_restart(
 def test_start_up_failure_on_the_cluster_is_one_line(
     spark_cluster, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
 ):
-    """``spark.pyspark.python`` from the config is applied; here it names the nodes'
-    ``python3``, which lacks streamer, so the Python data source cannot be created. The
-    Java exception and the Python traceback behind it come down to one line."""
+    """``spark.pyspark.python`` from the config is applied; here it names the system
+    Python the virtualenv was made from, which lacks streamer, so the Python data source
+    cannot be created. The Java exception and the Python traceback behind it come down to
+    one line."""
     topics = {"in": new_topic(), "out": new_topic(), "dlq": new_topic()}
-    conf = {**EXECUTOR_CONF, "spark.pyspark.python": "python3"}
+    system_python = os.path.join(sys.base_prefix, "bin", "python3")
+    conf = {**EXECUTOR_CONF, "spark.pyspark.python": system_python}
     config = _config(tmp_path, spark_cluster, kafka_bootstrap, topics, fraud_classifier, conf=conf)
     driver = Driver(config, tmp_path / "driver.log")
     try:

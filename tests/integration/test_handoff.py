@@ -14,6 +14,7 @@ from bench.handoff import run_switches
 pytestmark = pytest.mark.integration
 
 MAX_OFFSETS = 200
+RATE = 50.0  # events/s, well under what one local[2] service drains on a busy 2-core box
 
 
 def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str):
@@ -22,7 +23,7 @@ def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str):
         model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
         work=tmp_path,
         switches=[kind],
-        rate=100.0,
+        rate=RATE,
         max_offsets_per_trigger=MAX_OFFSETS,
         lease_timeout=6.0,
         heartbeat=0.5,
@@ -75,7 +76,7 @@ def test_a_real_pair_hands_over_a_lease_held_on_s3(
         model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
         work=tmp_path,
         switches=["handoff"],
-        rate=100.0,
+        rate=RATE,
         max_offsets_per_trigger=MAX_OFFSETS,
         lease_timeout=6.0,
         heartbeat=0.5,

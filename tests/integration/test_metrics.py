@@ -40,7 +40,9 @@ def _value(samples, metric, **labels) -> float:
     return samples.get((metric, tuple(sorted(labels.items()))), float("nan"))
 
 
-def test_endpoint_reports_the_stream(spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path):
+def test_endpoint_reports_the_stream(
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend
+):
     topics = {"in": new_topic(partitions=3), "out": new_topic(), "dlq": new_topic()}
     bad = [(f"bad-{i}".encode(), b"{nope" if i % 2 else b"[1, 2]") for i in range(BAD)]
     port = free_port()
@@ -51,6 +53,7 @@ def test_endpoint_reports_the_stream(spark, kafka_bootstrap, new_topic, fraud_cl
         model=fraud_classifier,
         spark={"trigger": "500 milliseconds"},
         metrics={"host": "127.0.0.1", "port": port, "lag_interval_seconds": 0.5},
+        kafka={"backend": kafka_backend},
     )
     base = f"http://127.0.0.1:{port}"
     running = Running(config, spark)

@@ -52,7 +52,7 @@ class Trickle:
         return self
 
     def _run(self) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 3000})  # BROKEN
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
         try:
             chunk = max(1, int(self.rate / 10))
             round_ = 0
@@ -72,7 +72,7 @@ class Trickle:
         except Exception as exc:  # reported by stop(), on the test's thread
             self._errors.append(exc)
         finally:
-            self._undelivered = producer.flush(0)  # BROKEN
+            self._undelivered = producer.flush(30)
 
     def _delivered(self, error, _message) -> None:
         if error is not None:
@@ -113,7 +113,7 @@ def _versions_seen(bootstrap: str, topic: str) -> set[str]:
 
 
 def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(
-    spark, kafka_bootstrap, new_topic, tracking_uri, mlflow_root, tmp_path
+    spark, kafka_bootstrap, new_topic, tracking_uri, mlflow_root, tmp_path, kafka_backend
 ):
     artifacts = str(mlflow_root / "artifacts")
     name = f"swap-{uuid.uuid4().hex[:6]}"
@@ -134,6 +134,7 @@ def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(
             "follow_alias": True,
             "poll_seconds": 1,
         },
+        kafka={"backend": kafka_backend},
     )
     running = Running(config, spark)
     service = running.service
@@ -209,9 +210,21 @@ def _plain(row: dict) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
 
 
-@pytest.mark.parametrize("score_in_source", [True, False], ids=["in-source", "udf"])
+@pytest.mark.parametrize(
+    ("backend", "score_in_source"),
+    [("jvm", False), ("python", True), ("python", False)],
+    ids=["jvm", "python-in-source", "python-udf"],
+)
 def test_shadow_scores_every_event_and_compare_reports_the_known_agreement(
-    spark, kafka_bootstrap, new_topic, tracking_uri, mlflow_root, tmp_path, capsys, score_in_source
+    spark,
+    kafka_bootstrap,
+    new_topic,
+    tracking_uri,
+    mlflow_root,
+    tmp_path,
+    capsys,
+    backend,
+    score_in_source,
 ):
     import mlflow.pyfunc
     import numpy as np
@@ -242,7 +255,7 @@ def test_shadow_scores_every_event_and_compare_reports_the_known_agreement(
             "score_column": "1",
         },
         shadow={"model_uri": challenger.uri, "topic": shadow_topic},
-        kafka={"score_in_source": score_in_source},
+        kafka={"backend": backend, "score_in_source": score_in_source},
     )
     running = Running(config, spark)
     assert_eventually(
@@ -291,7 +304,7 @@ class _FailsOnBigBatches(mlflow.pyfunc.PythonModel):
 
 
 def test_a_failing_shadow_never_touches_the_main_output(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tracking_uri, tmp_path
+    spark, kafka_bootstrap, new_topic, fraud_classifier, tracking_uri, tmp_path, kafka_backend
 ):
     from mlflow.models import infer_signature
 
@@ -316,6 +329,7 @@ def test_a_failing_shadow_never_touches_the_main_output(
         topics=topics,
         model=fraud_classifier,
         shadow={"model_uri": info.model_uri, "topic": shadow_topic},
+        kafka={"backend": kafka_backend},
     )
     running = Running(config, spark)
     assert running.service.shadow is not None

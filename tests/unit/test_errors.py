@@ -73,6 +73,22 @@ def test_the_innermost_java_cause_names_class_and_message():
     )
 
 
+def test_a_wrapper_that_only_adds_context_to_the_same_message_is_kept():
+    java = FakeJava(
+        "AnalysisException",
+        "planning failed",
+        FakeJava(
+            "IOException",
+            'Cannot run program "./environment/bin/python": error=2, No such file or directory',
+            FakeJava("IOException", "error=2, No such file or directory"),
+        ),
+    )
+    assert root_cause(Py4JJavaError("ignored", java)) == (
+        'IOException: Cannot run program "./environment/bin/python": error=2, No such file or '
+        "directory"
+    )
+
+
 def test_a_python_worker_traceback_comes_down_to_its_exception_line():
     java = FakeJava(
         "SparkException",
