@@ -941,19 +941,25 @@ def draw_chart(path: Path, results: dict[str, dict], title: str) -> None:
         "model": "#7f7f7f",
     }
     colors = [palette[s] for s in shown]
-    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
-    bars = ax.barh(names[::-1], [r / 1000 for r in rates[::-1]], color=colors[::-1])
-    for bar, rate, missing in zip(bars, rates[::-1], failed[::-1]):
-        ax.text(
-            bar.get_width(),
-            bar.get_y() + bar.get_height() / 2,
-            f" {rate / 1000:,.1f}k/s" if rate else missing,
-            va="center",
-            fontsize=9,
-        )
-    ax.set_xlabel("rows per second, thousands")
-    ax.set_title(title, fontsize=10)
-    ax.set_xlim(0, max(rates or [1]) / 1000 * 1.2)
+    per_cpu = [1e6 / us if us else 0.0 for us in (_cpu(s, results) for s in shown)]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), dpi=110, sharey=True)
+    panels = (
+        (rates, "k/s", "rows per second (wall clock), thousands"),
+        (per_cpu, "k", "rows per CPU-second (the system's processes), thousands"),
+    )
+    for ax, (values, unit, label) in zip(axes, panels):
+        bars = ax.barh(names[::-1], [v / 1000 for v in values[::-1]], color=colors[::-1])
+        for bar, value, missing in zip(bars, values[::-1], failed[::-1]):
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {value / 1000:,.1f}{unit}" if value else missing,
+                va="center",
+                fontsize=9,
+            )
+        ax.set_xlabel(label, fontsize=9)
+        ax.set_xlim(0, max(values or [1]) / 1000 * 1.25 or 1)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -1178,13 +1184,17 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
         "end_offsets": spec["end_offsets"],
         "load": (load_start, os.getloadavg()[0]),
     }
-    shown = {name: value for name, value, _, _ in ratios(results)}
+    wall = {name: value for name, value, _, _ in ratios(results)}
+    cpu = {name: value for name, _, value, _ in ratios(results)}
     draw_chart(
         chart,
         results,
         f"{events:,} events, {PARTITIONS} partitions, {os.cpu_count()} cores, "
-        f"{'tansu' if spec['end_offsets'] == 'fetch' else 'Apache Kafka'}; "
-        + ", ".join(f"{k} = {shown[k]}" for k in KEY_RATIOS),
+        f"{'tansu' if spec['end_offsets'] == 'fetch' else 'Apache Kafka'}, load average "
+        f"{settings['load'][0]:.0f}–{settings['load'][1]:.0f}\nby wall clock: "
+        + ", ".join(f"{k} = {wall[k]}" for k in KEY_RATIOS)
+        + "; by CPU: "
+        + ", ".join(f"{k} = {cpu[k]}" for k in KEY_RATIOS),
     )
     rel = os.path.relpath(chart, results_path.parent)
     section = render(results, counts, command=command, settings=settings, chart=rel, notes=notes)

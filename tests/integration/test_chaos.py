@@ -13,15 +13,16 @@ from tests.integration.models import event_records
 
 pytestmark = pytest.mark.integration
 
-KILLS = 5
-PER_BATCH = 50
+KILLS = 3
+PER_BATCH = 200
 
 
-def test_sigkill_five_times_mid_stream_loses_nothing(
+@pytest.mark.timeout(1200)
+def test_sigkill_mid_stream_loses_nothing(
     kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend
 ):
-    # A backlog the five runs cannot drain (50 events a batch), so every kill lands with
-    # input remaining; the last run drains it.
+    # A backlog the killed runs cannot drain (each is killed within a batch or two of its
+    # first progress), so every kill lands with input remaining; the last run drains it.
     events = [
         *event_records(4000, seed=31, prefix="chaos"),
         *[(f"bad-{i}".encode(), b"{not json") for i in range(30)],
