@@ -4,7 +4,7 @@ A phase reads its spec (JSON) and writes its result (JSON) next to it; :func:`ru
 kills the whole group (Spark's JVM and Python workers included) on overrun and when the
 phase ends, so one system's leftovers never share the machine with the next one.
 
-While the phase runs, :func:`run_phase` samples the CPU time its whole group has used
+While the phase runs, :func:`run_phase` samples the CPU time its whole session has used
 (``cpu_samples``: wall clock, CPU seconds), so a bench can report CPU per row over its own
 measuring window (:func:`cpu_between`). On a machine shared with other work the wall-clock
 rate of each system depends on what else ran at that moment; CPU time mostly does not.
@@ -29,20 +29,22 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_EVERY = 0.5
 
 
-def group_cpu(pgid: int, last: dict[int, float]) -> float:
-    """CPU seconds (user + system) used so far by the processes of group ``pgid``: each
+def session_cpu(sid: int, last: dict[int, float]) -> float:
+    """CPU seconds (user + system) used so far by the processes of session ``sid``: each
     one's latest reading is kept in ``last`` (updated here), so processes that ended since
-    still count, up to their last sample."""
+    still count, up to their last sample. The session, not the process group: PySpark's
+    worker daemon moves itself and the Python workers it forks into a group of their own
+    (``os.setpgid(0, 0)``), but they stay in the phase's session."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as f:
-                # after "pid (comm)": state ppid pgrp ... utime stime (fields 3, 4, 5 ... 14, 15)
+                # after "pid (comm)": state ppid pgrp session ... utime stime (3-6 ... 14, 15)
                 fields = f.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:
+        if int(fields[3]) == sid:
             last[int(entry.name)] = (int(fields[11]) + int(fields[12])) / TICKS
     return sum(last.values())
 
@@ -75,7 +77,7 @@ def run_phase(
 ) -> dict:
     """Phase ``name`` of ``module`` in a child process group, killed after ``timeout``; its
     result with ``wall`` (seconds) and ``cpu_samples`` (every :data:`SAMPLE_EVERY` s: wall
-    clock, CPU seconds of the group so far), or ``{"error": ...}``."""
+    clock, CPU seconds of the phase's session so far), or ``{"error": ...}``."""
     work = Path(spec["work"])
     work.mkdir(parents=True, exist_ok=True)
     spec_path, out_path, log_path = (
@@ -98,10 +100,10 @@ def run_phase(
         code: int | None = None
         try:
             while code is None and time.monotonic() < deadline:
-                samples.append((time.time(), group_cpu(process.pid, seen)))
+                samples.append((time.time(), session_cpu(process.pid, seen)))
                 with suppress(subprocess.TimeoutExpired):
                     code = process.wait(timeout=SAMPLE_EVERY)
-            samples.append((time.time(), group_cpu(process.pid, seen)))  # what is left
+            samples.append((time.time(), session_cpu(process.pid, seen)))  # what is left
         finally:
             if process.poll() is None:
                 with suppress(ProcessLookupError, PermissionError):

@@ -41,7 +41,7 @@ the end of the last one (a batch ends at its progress ``timestamp`` +
 ``durationMs.triggerExecution``). Gaps between triggers count, so this is what a consumer
 of the output topic sees. (c) is total rows / (last acknowledged produce − first consumed
 batch). (d) is rows / seconds over the frames after a warm-up call. Beside each rate, the
-CPU µs per row over the same window (every process of the system's phase group, sampled
+CPU µs per row over the same window (every process of the system's phase session, sampled
 from /proc by :func:`bench.phases.run_phase`), which a machine shared with other work
 disturbs far less than wall-clock rates.
 
@@ -847,7 +847,8 @@ def render(
         "keys = events), and each service run's own dead-letter topic (empty).",
         "",
         "CPU µs per row: the CPU time (user + system) of every process of the system's "
-        "phase (Spark's JVM and Python workers; the ceiling's processes), sampled every "
+        "phase session (Spark's JVM, its Python workers and data source runners; the "
+        "ceiling's processes), sampled every "
         f"{phases.SAMPLE_EVERY} s from /proc and interpolated to the same window as its rate (the "
         "steady batches; the ceiling's first batch to last acknowledgement), per row; the "
         "broker's CPU is not included; (d) is the process's own CPU time. On a machine "

@@ -83,6 +83,15 @@ def new_topic(kafka_bootstrap: str):
     return make
 
 
+FIGURES: list[str] = []
+"""Lines a guarantee test reports (lost, duplicates, gaps), printed at the end of the run."""
+
+
+@pytest.fixture(scope="session")
+def figures() -> list[str]:
+    return FIGURES
+
+
 @pytest.fixture(params=BACKENDS)
 def kafka_backend(request) -> str:
     """Each guarantee test runs once per Kafka backend: Spark's own (jvm), then ours."""
@@ -117,6 +126,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         "external" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "kafka"
     )
     broker = {"kafka": "Apache Kafka (embedded)", "tansu": "tansu"}.get(kind, kind)
+    for line in FIGURES:
+        terminalreporter.write_line(f"streamer figures: {line}")
     terminalreporter.write_line(
         f"streamer: {len(jvm)} tests passed on the jvm backend against {broker}; "
         f"{len(passed)} passed in all"

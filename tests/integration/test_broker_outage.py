@@ -21,7 +21,7 @@ PER_BATCH = 60
 
 
 def test_service_rides_out_a_30s_broker_outage(
-    spark, restartable_broker, fraud_classifier, tmp_path, kafka_backend
+    spark, restartable_broker, fraud_classifier, tmp_path, kafka_backend, figures
 ):
     bootstrap = restartable_broker.bootstrap_servers
     topics = {"in": "in", "out": "out", "dlq": "dlq"}
@@ -65,8 +65,12 @@ def test_service_rides_out_a_30s_broker_outage(
         result = running.stop()
     assert result.outcome == "stopped", result.error
     seen = source_positions(outputs)
-    assert len(seen) == total, f"lost {total - len(seen)}"
     duplicates = sum(n - 1 for n in seen.values())
+    figures.append(
+        f"broker outage {OUTAGE_SECONDS}s backend={kafka_backend}: events={total} "
+        f"lost={total - len(seen)} duplicates={duplicates}"
+    )
+    assert len(seen) == total, f"lost {total - len(seen)}"
     # At-least-once: a batch whose write failed in the outage is written again, once.
     assert duplicates <= 2 * PER_BATCH, f"{duplicates} duplicates, more than a batch per partition"
 

@@ -19,7 +19,7 @@ PER_BATCH = 200
 
 @pytest.mark.timeout(1200)
 def test_sigkill_mid_stream_loses_nothing(
-    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend
+    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend, figures
 ):
     # A backlog the killed runs cannot drain (each is killed within a batch or two of its
     # first progress), so every kill lands with input remaining; the last run drains it.
@@ -38,9 +38,10 @@ def test_sigkill_mid_stream_loses_nothing(
         seed=7,
         backend=kafka_backend,
     )
-    print(
+    figures.append(
         f"chaos backend={kafka_backend} events={report.events} kills={len(report.kill_moments)} "
-        f"lost={report.lost} duplicates={report.duplicates} moments={report.kill_moments}"
+        f"lost={report.lost} duplicates={report.duplicates} bound={report.duplicate_bound} "
+        f"lag_at_kills={report.lag_at_kills}"
     )
     assert len(report.lag_at_kills) == KILLS
     assert all(lag > 0 for lag in report.lag_at_kills), f"a kill found no input left: {report}"

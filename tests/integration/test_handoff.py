@@ -17,7 +17,7 @@ MAX_OFFSETS = 200
 RATE = 50.0  # events/s, well under what one local[2] service drains on a busy 2-core box
 
 
-def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str):
+def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str, figures):
     report = run_switches(
         bootstrap=kafka_bootstrap,
         model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
@@ -31,7 +31,7 @@ def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str):
         backend=backend,
     )
     switch = report.switches[0]
-    print(
+    figures.append(
         f"{kind} backend={backend}: events={report.events} lost={report.lost} duplicates={report.duplicates} "
         f"gap_seconds={switch.gap_seconds} reported_gap_seconds={switch.reported_gap_seconds} "
         f"old_exit={switch.old_exit_code}"
@@ -44,9 +44,11 @@ def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str):
 
 
 def test_takeover_of_a_live_owner_loses_and_duplicates_nothing(
-    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend
+    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend, figures
 ):
-    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "handoff", kafka_backend)
+    report, switch = _run(
+        kafka_bootstrap, fraud_classifier, tmp_path, "handoff", kafka_backend, figures
+    )
     assert (switch.before, switch.after) == ("blue", "green")
     assert switch.old_exit_code == 0, "blue must drain, release and exit 0"
     assert report.duplicates == 0
@@ -54,9 +56,9 @@ def test_takeover_of_a_live_owner_loses_and_duplicates_nothing(
 
 
 def test_sigkilled_owner_is_taken_over_after_the_lease_timeout(
-    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend
+    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend, figures
 ):
-    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "kill", kafka_backend)
+    report, switch = _run(kafka_bootstrap, fraud_classifier, tmp_path, "kill", kafka_backend, figures)
     assert switch.old_exit_code == -9
     # the batch being written at the kill, and one whose progress was not yet persisted
     assert report.duplicates <= 2 * MAX_OFFSETS

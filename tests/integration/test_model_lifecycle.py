@@ -113,7 +113,7 @@ def _versions_seen(bootstrap: str, topic: str) -> set[str]:
 
 
 def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(
-    spark, kafka_bootstrap, new_topic, tracking_uri, mlflow_root, tmp_path, kafka_backend
+    spark, kafka_bootstrap, new_topic, tracking_uri, mlflow_root, tmp_path, kafka_backend, figures
 ):
     artifacts = str(mlflow_root / "artifacts")
     name = f"swap-{uuid.uuid4().hex[:6]}"
@@ -170,6 +170,10 @@ def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(
 
     bodies = _bodies(kafka_bootstrap, topics["out"], sent)
     sources = Counter((b["source"]["partition"], b["source"]["offset"]) for b in bodies)
+    figures.append(
+        f"hot swap backend={kafka_backend}: events={sent} lost={sent - len(sources)} "
+        f"duplicates={sum(sources.values()) - len(sources)}"
+    )
     assert len(sources) == sent, "lost events"
     assert max(sources.values()) == 1, "duplicated events"
     assert sum(1 for _ in consume_all(kafka_bootstrap, topics["dlq"], 0, timeout=5)) == 0
