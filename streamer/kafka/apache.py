@@ -10,7 +10,6 @@ broker for an outage and bring it back.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
 import re
@@ -29,7 +28,7 @@ from confluent_kafka.admin import AdminClient
 from streamer.children import die_with
 from streamer.errors import KafkaIOError
 from streamer.jvm import broker_jars
-from streamer.kafka.broker import free_port
+from streamer.kafka.broker import free_port, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -238,17 +237,8 @@ class ApacheKafkaBroker:
 
     def stop(self, timeout: float = 30.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
+        stop_process(process, self._log, timeout)
+        self._log = None
 
     def close(self) -> None:
         """Stop, and remove the data directory when it was a temporary one."""

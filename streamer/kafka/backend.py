@@ -238,7 +238,6 @@ class JvmKafkaBackend(_Backend):
     def _extra_source_options(self, default_start: str, fence_file: str | None) -> dict[str, str]:
         return dict(self.source_options)
 
-
     def write_stream(
         self,
         df: DataFrame,

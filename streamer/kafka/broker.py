@@ -40,6 +40,22 @@ def tansu_binary() -> Path:
     return binary
 
 
+def stop_process(
+    process: subprocess.Popen[bytes] | None, log_file: IO[bytes] | None, timeout: float
+) -> None:
+    """SIGTERM a broker process, SIGKILL it after ``timeout``, and close its log."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    if log_file is not None:
+        with contextlib.suppress(OSError):
+            log_file.close()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -108,17 +124,8 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
+        stop_process(process, self._log, timeout=10)
+        self._log = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
