@@ -557,10 +557,6 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "n/a"
 
 
-def _uv_rate(results: dict[str, dict]) -> float | None:
-    return _rate("streamer_uv", results.get("streamer_uv", {"error": "not run"}))
-
-
 def _machine() -> dict[str, str]:
     cpu, ram = "", ""
     try:
@@ -659,6 +655,11 @@ def _add_batch_us(result: dict) -> float:
     return steady["mean_ms"]["addBatch"] * 1000.0 / steady["mean_batch_rows"]
 
 
+def _cores_busy(result: dict) -> float:
+    """How many cores a Spark system's processes kept busy on average over its window."""
+    return result["cpu_us_per_row"] * result["steady"]["rows_per_s"] / 1e6
+
+
 def _batch_split(system: str, steady: dict, end_probe: str) -> tuple[str, float]:
     """The opening of "Where the time goes" for one Spark system: how a steady batch's wall
     time splits; and its core-µs per row."""
@@ -734,6 +735,7 @@ def where_the_time_goes(results: dict[str, dict], end_offsets: str = "list") -> 
             "as Arrow for the scoring pandas UDF (parse, predict, output records) and back, "
             "then Spark's Kafka producer."
         )
+        cpu = {s: r["cpu_us_per_row"] for s, r in spark.items() if r.get("cpu_us_per_row")}
         others = {s: _add_batch_us(spark[s]) for s in ("streamer", "streamer_udf") if s in spark}
         if others:
             text += (
@@ -742,17 +744,38 @@ def where_the_time_goes(results: dict[str, dict], end_offsets: str = "list") -> 
                 + " and ".join(f"{v:.1f} µs for ({SHORT[s]})" for s, v in others.items())
                 + "."
             )
-        if "error" not in profile:
-            us = profile["us_per_row"]
+        if "streamer_jvm" in cpu:
+            j = cpu["streamer_jvm"]
             text += (
-                f" The Python part of that plan, `Scorer.score`, takes {us['score']:.1f} µs "
-                f"per row alone in one process (the profile above), "
-                f"{us['score'] / budget:.0%} of the budget; the rest, "
-                f"{budget - us['score']:.1f} core-µs per row, is the JVM side (Kafka consume "
-                "and produce, Arrow in and out of the Python worker, the Python worker's own "
-                "serialization, task scheduling) and two tasks sharing two cores with the "
-                "broker."
+                f" Its processes used {j:.1f} CPU µs per row, "
+                f"{_cores_busy(jvm):.1f} of the {os.cpu_count()} cores on average over the "
+                "window"
             )
+            if "error" not in profile:
+                score = profile["us_per_row"]["score"]
+                text += (
+                    f"; the scoring UDF's own Python work, `Scorer.score`, takes {score:.1f} µs "
+                    f"per row alone in one process (the profile above), about {score / j:.0%} "
+                    f"of that CPU, so the other {j - score:.1f} µs per row go to the plan "
+                    "around it: Spark's Kafka consumer and producer, the records to the Python "
+                    "worker as Arrow and the scored rows back, pandas conversions on both "
+                    "sides of the UDF, and task scheduling"
+                )
+            text += "."
+            if "streamer_udf" in cpu:
+                text += (
+                    f" The same UDF plan on streamer's Python source and sink (a′) used "
+                    f"{cpu['streamer_udf']:.1f} µs per row, so Spark's connector costs "
+                    f"{cpu['streamer_udf'] - j:.1f} µs per row less than the Python one there"
+                )
+                text += (
+                    f"; scoring inside the source (a) used {cpu['streamer']:.1f} µs per row, "
+                    f"{j - cpu['streamer']:.1f} µs less than (j): the Arrow hop of whole "
+                    "records to a UDF and back is what the python backend's in-source scoring "
+                    "avoids."
+                    if "streamer" in cpu
+                    else "."
+                )
         lines += [text, ""]
     streamer = spark.get("streamer")
     if streamer:
@@ -761,6 +784,12 @@ def where_the_time_goes(results: dict[str, dict], end_offsets: str = "list") -> 
             " addBatch is the source tasks that read, score and produce (the python backend "
             "with `kafka.score_in_source`); the rest is per-batch bookkeeping."
         )
+        if streamer.get("cpu_us_per_row"):
+            text += (
+                f" Its processes used {streamer['cpu_us_per_row']:.1f} CPU µs per row, "
+                f"{_cores_busy(streamer):.1f} of the {os.cpu_count()} cores on average over "
+                "the window."
+            )
         if "error" not in profile:
             us = profile["us_per_row"]
             python = sum(us[k] for k in PROFILE_STEPS)

@@ -134,7 +134,23 @@ def build_session(
             f"cannot start the Spark session (spark.master = {master!r}): {root_cause(exc)}"
         ) from exc
     spark.sparkContext.setLogLevel("WARN")
+    _quiet_kafka_clients(spark)
     log.info(
         'spark session ready master="%s" version="%s"', spark.sparkContext.master, spark.version
     )
     return spark
+
+
+def _quiet_kafka_clients(spark: SparkSession) -> None:
+    """The JVM Kafka clients' own WARN lines (a refused connection every second while a
+    broker is away, from Spark's pooled producers even after the session stops) go to
+    stderr as plain text; streamer reports broker trouble itself, so only their errors
+    are kept."""
+    jvm = spark.sparkContext._jvm
+    try:
+        level = jvm.org.apache.logging.log4j.Level.ERROR  # type: ignore[union-attr]
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(  # type: ignore[union-attr]
+            "org.apache.kafka", level
+        )
+    except Exception as exc:  # a Spark without log4j 2: keep its default levels
+        log.debug('kafka client log level unchanged error="%s"', exc)
