@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TextIO
 
 from streamer.config import Config, EmrConfig
-from streamer.deploy.lease import (
+from streamer.handoff.lease import (
     DRAINING,
     RELEASED,
     RUNNING,

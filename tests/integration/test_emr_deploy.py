@@ -22,7 +22,7 @@ import pytest
 from streamer.config import Config, EmrConfig, FrozenMap, OffsetsConfig
 from streamer.deploy import emr as deploy_emr
 from streamer.deploy.emr import EmrDeployer, request_color
-from streamer.deploy.lease import Lease, LeaseConflict, S3LeaseStore
+from streamer.handoff.lease import Lease, LeaseConflict, S3LeaseStore
 from streamer.errors import DeployError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from streamer.deploy.lease import RUNNING, Lease, LeaseConflict, LeaseHolder, S3LeaseStore
+from streamer.handoff.lease import RUNNING, Lease, LeaseConflict, LeaseHolder, S3LeaseStore
 from streamer.errors import DeployError
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from streamer.deploy.lease import (
+from streamer.handoff.lease import (
     DRAINING,
     RELEASED,
     RUNNING,
