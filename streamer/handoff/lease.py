@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from streamer.config import Config
 from streamer.docstore import (
@@ -188,7 +188,7 @@ def _identity(lease: Lease) -> tuple[int, str]:
     return lease.epoch, lease.instance
 
 
-def asked_by(lease: Lease | None, color: str) -> bool:
+def asked_by(lease: Lease | None, color: str) -> TypeGuard[Lease]:
     """Whether ``lease`` carries ``color``'s request to drain."""
     return lease is not None and lease.state == DRAINING and lease.successor == color
 
@@ -348,7 +348,7 @@ class LeaseHolder:
         """
 
         def undo(lease: Lease | None) -> Lease | None:
-            if asked_by(lease, self.color) and lease and not lease.handing_over:
+            if asked_by(lease, self.color) and not lease.handing_over:
                 return replace(lease, state=RUNNING, successor=None)
             return None
 
@@ -358,7 +358,7 @@ class LeaseHolder:
             return False
         if withdrawn is not None:
             log.warning("takeover withdrawn %s", withdrawn.describe())
-        return not (asked_by(before, self.color) and before and before.handing_over)
+        return not (asked_by(before, self.color) and before.handing_over)
 
     def start_heartbeat(
         self,
