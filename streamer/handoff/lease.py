@@ -31,19 +31,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import KW_ONLY, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from streamer import docstore
 from streamer.config import Config
-from streamer.docstore import (
-    Document,
-    DocumentError,
-    FileDocument,
-    S3Document,
-    s3_client,
-    split_s3_url,
-)
 from streamer.errors import ConfigError, DeployError, LeaseLostError
 from streamer.offsets.core import Offsets, format_offsets, parse_offsets
 from streamer.periodic import Periodic
@@ -107,7 +100,7 @@ class LeaseStore:
     Storage errors are :class:`DeployError`; a lost compare-and-swap is :class:`LeaseConflict`.
     """
 
-    def __init__(self, document: Document) -> None:
+    def __init__(self, document: docstore.Document) -> None:
         self.document = document
         self.description = document.description
 
@@ -115,7 +108,7 @@ class LeaseStore:
         """The lease and its version token; ``(None, None)`` when there is none."""
         try:
             found = self.document.read()
-        except DocumentError as exc:
+        except docstore.DocumentError as exc:
             raise DeployError(f"handoff lease: {exc}") from exc
         return (Lease.decode(found[0]), found[1]) if found else (None, None)
 
@@ -124,7 +117,7 @@ class LeaseStore:
         Returns the new version; raises :class:`LeaseConflict` otherwise."""
         try:
             version = self.document.swap(lease.encode(), expect)
-        except DocumentError as exc:
+        except docstore.DocumentError as exc:
             raise DeployError(f"handoff lease: {exc}") from exc
         if version is None:
             raise LeaseConflict(f"lease changed under us ({self.description})")
@@ -155,19 +148,20 @@ class FileLeaseStore(LeaseStore):
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory)
         # The lock file earlier versions use, so a mixed-version pair still excludes each other.
-        super().__init__(FileDocument(self.dir / LEASE_NAME, lock=self.dir / ".lease.lock"))
+        lock = self.dir / ".lease.lock"
+        super().__init__(docstore.FileDocument(self.dir / LEASE_NAME, lock=lock))
 
 
 class S3LeaseStore(LeaseStore):
     """``lease.json`` under an S3 prefix."""
 
     def __init__(self, url: str, client: Mapping[str, Any] | None = None) -> None:
-        location = split_s3_url(url)
+        location = docstore.split_s3_url(url)
         if location is None:
             raise ConfigError(f"config error: offsets.path = {url!r}: expected s3://bucket/prefix")
         bucket, prefix = location
         self.key = f"{prefix}/{LEASE_NAME}" if prefix else LEASE_NAME
-        super().__init__(S3Document(s3_client(client), bucket, self.key))
+        super().__init__(docstore.S3Document(docstore.s3_client(client), bucket, self.key))
 
 
 def lease_store_for(config: Config) -> LeaseStore:
@@ -207,6 +201,7 @@ class Acquired:
     waited_seconds: float
 
 
+@dataclass(eq=False)
 class LeaseHolder:
     """One instance's side of the protocol: acquire (or take over), heartbeat, release.
 
@@ -218,27 +213,21 @@ class LeaseHolder:
     write.
     """
 
-    def __init__(
-        self,
-        store: LeaseStore,
-        color: str,
-        instance: str,
-        *,
-        lease_timeout: float,
-        heartbeat: float,
-        poll: float = 0.2,
-    ) -> None:
-        self.store = store
-        self.color = color
-        self.instance = instance
-        self.lease_timeout = lease_timeout
-        self.heartbeat = heartbeat
-        self.poll = poll
-        self.lease: Lease | None = None
-        self._lost = threading.Event()
-        self._beat = Periodic("streamer-lease", heartbeat, lambda: False)  # started later
-        self._lock = threading.Lock()
-        self._position: Callable[[], Offsets | None] = lambda: None
+    store: LeaseStore
+    color: str
+    instance: str
+    _: KW_ONLY
+    lease_timeout: float
+    heartbeat: float
+    poll: float = 0.2
+    lease: Lease | None = field(default=None, init=False)
+    _lost: threading.Event = field(default_factory=threading.Event, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _beat: Periodic = field(init=False)
+    _position: Callable[[], Offsets | None] = field(default=lambda: None, init=False)
+
+    def __post_init__(self) -> None:
+        self._beat = Periodic("streamer-lease", self.heartbeat, lambda: False)  # started later
 
     @property
     def owned(self) -> bool:
