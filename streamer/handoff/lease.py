@@ -2,8 +2,8 @@
 
 One small JSON record lives next to the offsets (``lease.json`` in the file store's
 directory, or under the S3 prefix). Every write is a compare-and-swap on the version read
-just before it: an exclusive ``flock`` around read-compare-rename for files, a conditional
-PUT (``If-Match`` / ``If-None-Match: *``) on S3. So two instances can never both move the
+just before it (:mod:`streamer.docstore`: ``flock`` around read-compare-rename for files,
+a conditional PUT on S3). So two instances can never both move the
 lease from the same version, and an instance whose epoch was superseded finds out at its
 next heartbeat.
 
@@ -86,7 +86,7 @@ class Lease:
                 if doc.get(key) is not None:
                     doc[key] = parse_offsets(json.dumps(doc[key]))
             return cls(**doc)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             raise DeployError(f"the lease record is unreadable ({exc}); inspect it") from exc
 
     def describe(self) -> str:
