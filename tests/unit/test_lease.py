@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from streamer.errors import DeployError
 from streamer.handoff.lease import (
     DRAINING,
     RELEASED,
@@ -15,7 +16,6 @@ from streamer.handoff.lease import (
     LeaseConflict,
     LeaseHolder,
 )
-from streamer.errors import DeployError
 from tests.helpers import assert_eventually
 
 
