@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.deploy.lease import RUNNING, FileLeaseStore, Lease
+from streamer.handoff.lease import RUNNING, FileLeaseStore, Lease
 from streamer.offsets.stores import FileStore
 from tests.helpers import assert_eventually, consume_all, produce
 from tests.integration.models import event_records
