@@ -1,8 +1,9 @@
 """The harness every bench runner shares: a broker, a model, a service, the query's
 progress, the machine, and the runner's section of ``bench/RESULTS.md``.
 
-Runners import from here and from :mod:`bench.workload` (the events and the model), never
-from each other's harness, so no two runners import each other.
+Runners take their harness from here and their events and model from
+:mod:`bench.workload`. A runner may import another as a system it measures (the recipe, the
+ceiling), never the other way round, so there is no import circle.
 """
 
 from __future__ import annotations
