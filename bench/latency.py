@@ -11,7 +11,7 @@ a 4-partition input topic and output topics, and run the system as a child proce
 that is killed if it overruns its timeout:
 
 (a) ``streamer``: the real :class:`streamer.service.Service` with a bench config
-    (:func:`bench.chaos.write_config`: ``--backend`` python or jvm, ``local[2]``, trigger "0
+    (:func:`bench.common.write_config`: ``--backend`` python or jvm, ``local[2]``, trigger "0
     seconds", maxOffsetsPerTrigger 100,000: high enough that a batch never leaves backlog
     behind at these rates, so the batch size follows the load).
 (c) ``ceiling``: :func:`bench.ceiling.run_ceiling` following the topic (``until``), with
@@ -68,13 +68,17 @@ if __package__ in (None, ""):  # run as a script, python bench/latency.py
 import numpy as np
 
 from bench import phases
-from bench.chaos import read_sources, write_results
-from bench.throughput import (
-    _commit,
-    _machine,
-    _pyspark_version,
+from bench.chaos import read_sources
+from bench.common import (
+    broker_for,
+    git_commit,
+    machine,
+    new_work_dir,
+    pyspark_version,
     steady_state,
     wait_for_rows,
+    write_config,
+    write_results,
 )
 
 REQUIRED_RATES = (1000.0, 5000.0, 10000.0)
@@ -249,7 +253,6 @@ def _prime(spec: dict, outputs: Sequence[str], timeout: float = 300.0) -> dict[i
 
 def _phase_streamer(spec: dict) -> dict:
     """(a): the service in this process; its progress events of the whole step."""
-    from bench.chaos import write_config
     from streamer.config import load_config
     from streamer.logs import configure_logging
     from streamer.service import Service
@@ -449,7 +452,7 @@ def measure(
 
 
 def spark_window(progress: Sequence[dict], start_ms: float, end_ms: float) -> dict[str, Any]:
-    """:func:`bench.throughput.steady_state` of the batches that started within the
+    """:func:`bench.common.steady_state` of the batches that started within the
     measured span; the first of them only marks the start of the rate's window."""
     window = [
         e
@@ -566,7 +569,7 @@ def spark_table(steps: Sequence[dict]) -> list[str]:
 
 
 def render(steps: Sequence[dict], settings: dict[str, Any], command: str, chart: str) -> str:
-    machine = _machine()
+    host = machine()
     tested = ", ".join(_rate(r) for r in settings["rates"])
     best = []
     for system in settings["systems"]:
@@ -577,9 +580,9 @@ def render(steps: Sequence[dict], settings: dict[str, Any], command: str, chart:
         "## Latency at constant input rates: streamer and the plain Python ceiling (issue 8)",
         "",
         f"Command: `{command}`  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}  ",
-        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['ram']} RAM, "
-        f"Python {platform.python_version()}, pyspark {_pyspark_version()}, "
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}  ",
+        f"Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, "
+        f"Python {platform.python_version()}, pyspark {pyspark_version()}, "
         f"{settings['broker']}; streamer's kafka.backend: {settings.get('backend', 'python')}  ",
         f"Workload: each rate for {settings['duration']:.0f} s after priming, the first "
         f"{settings['settle']:.0f} s left out of the statistics; the 24-feature JSON events "
@@ -666,15 +669,13 @@ def draw_chart(path: Path, steps: Sequence[dict], rates: Sequence[float], title:
 
 
 def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
-    from bench.throughput import start_broker
     from bench.workload import train_and_register
     from streamer.kafka.admin import admin_client, create_topics
 
-    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = new_work_dir(args.work_dir)
     steps: list[dict[str, Any]] = []
     with ExitStack() as stack:
-        bootstrap, broker = start_broker(args, stack)
+        bootstrap, broker = broker_for(args, stack)
         log(f"latency: work dir {work}, broker {bootstrap}")
         model = train_and_register(work)
         log(f"latency: model {model.uri} version {model.version}")

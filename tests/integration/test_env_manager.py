@@ -289,13 +289,13 @@ def test_failed_install_names_the_requirement_and_leaves_no_environment(probe_mo
 
 
 def test_service_scores_in_the_models_environment(
-    spark, kafka_bootstrap, new_topic, probe_models, tmp_path
+    spark, kafka_bootstrap, probe_models, tmp_path, service_topics
 ):
     """The whole service with ``model.env_manager: uv``: the driver restores the environment
     and probes the model through it, each Python worker serves it once, and every output
     carries the pinned package's version and the dtypes the signature asks for."""
     registered, _ = probe_models["uv"]
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     events = event_records(300, seed=11, prefix="env")
     produce(kafka_bootstrap, topics["in"], events)
     path = Path(
