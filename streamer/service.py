@@ -132,11 +132,6 @@ class Service:
         plan = self.plan
         assert plan is not None
         offsets = self._listen(store, merge_offsets(history, plan.offsets))
-        query = self._query = self._new_query(offsets, work_dir)
-        stack.callback(self._drain, query)
-        query.start(models, plan.offsets or None)
-        self.metrics.query_active.set(1)
-        self.handoff.watch(lambda: offsets.persisted)
         lag = LagMonitor(
             lambda: offset_probe(cfg.kafka),
             cfg.kafka.input_topic,
@@ -146,6 +141,11 @@ class Service:
             cfg.metrics.lag_interval_seconds,
         ).start()
         stack.callback(lag.stop)
+        query = self._query = self._new_query(offsets, work_dir)
+        stack.callback(self._drain, query)  # undone first: it drains before what it uses closes
+        query.start(models, plan.offsets or None)
+        self.metrics.query_active.set(1)
+        self.handoff.watch(lambda: offsets.persisted)
         swapper.follow(self._wake)
         self._log_started()
 
@@ -179,10 +179,10 @@ class Service:
     def stop(self, timeout: float = 60.0) -> RunResult:
         """Stop at a batch boundary, wait for the last progress, clean up, and summarise.
 
-        Undoes :meth:`start` in reverse: lag monitor; query, drained; listeners, final
-        offsets flushed; lease, released at them; alias follower; work dir; offsets store;
-        session; then the summary, and the endpoint. Idempotent: a second call returns the
-        first call's result.
+        Undoes :meth:`start` in reverse: query, drained; lag monitor; listeners, final
+        offsets flushed; lease, released at them; alias follower (it may be mid-download);
+        work dir; offsets store; session; then the summary, and the endpoint. Idempotent: a
+        second call returns the first call's result.
         """
         if self._result is None:
             self._stop_timeout = timeout
