@@ -6,7 +6,8 @@ serves, then takes the lease (asking a live owner to drain with ``takeover``); o
 does it read the start offsets, which the previous owner persisted before releasing. The
 offsets listener writes only while the lease is still ours. A successor's request stops
 this run the same way SIGTERM does (the query drains at a batch boundary), then the lease is
-marked released at the durable position. Without a color every method here does nothing.
+marked released at the durable position. Without a color no lease is taken, and
+:meth:`Handoff.watch`, :meth:`~Handoff.report` and :meth:`~Handoff.release` do nothing.
 """
 
 from __future__ import annotations
