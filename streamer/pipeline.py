@@ -125,26 +125,44 @@ def start_query(
     query_name: str,
     shadow: ModelSpec | None = None,
 ) -> StreamingQuery:
-    scored = read_scored(
+    return _write_scored(
         spark,
         backend,
         models,
         scoring,
-        shadow=shadow,
-        topics=[stream.input_topic],
-        start_offsets=start_offsets,
-        default_start=stream.default_start,
-        max_offsets_per_trigger=stream.max_offsets_per_trigger,
-        fence_file=stream.fence_file,
+        shadow,
+        read={
+            "topics": [stream.input_topic],
+            "start_offsets": start_offsets,
+            "default_start": stream.default_start,
+            "max_offsets_per_trigger": stream.max_offsets_per_trigger,
+            "fence_file": stream.fence_file,
+        },
+        write={
+            "checkpoint_dir": checkpoint_dir,
+            "trigger": stream.trigger,
+            "query_name": query_name,
+            "fence_file": stream.fence_file,
+        },
     )
-    return backend.write_stream(
-        scored,
-        checkpoint_dir=checkpoint_dir,
-        trigger=stream.trigger,
-        query_name=query_name,
-        produced=produced_in_source(backend, models),
-        fence_file=stream.fence_file,
-    )
+
+
+def _write_scored(
+    spark: SparkSession,
+    backend: KafkaBackend,
+    models: Models,
+    scoring: ScoringSettings,
+    shadow: ModelSpec | None,
+    *,
+    read: dict[str, Any],
+    write: dict[str, Any],
+    dry_run: bool = False,
+) -> StreamingQuery:
+    """The streaming plan from source to sink; a ``dry_run`` scores without writing."""
+    scored = read_scored(spark, backend, models, scoring, shadow=shadow, dry_run=dry_run, **read)
+    if dry_run:
+        scored = scored.where(F.col("topic").isNull())  # no scored row passes
+    return backend.write_stream(scored, produced=produced_in_source(backend, models), **write)
 
 
 def warm_up(
@@ -225,25 +243,20 @@ def _warm_up_stream(
         start.setdefault(topic, {})[partition] = max(
             earliest.get((topic, partition), 0), end - per_partition
         )
-    scored = read_scored(
+    query = _write_scored(
         spark,
         backend,
         models,
         scoring,
-        shadow=shadow,
+        shadow,
+        read={"topics": [input_topic], "start_offsets": start, "default_start": "latest"},
+        write={
+            "checkpoint_dir": checkpoint_dir,
+            "trigger": "0 seconds",
+            "query_name": f"warm-up-{uuid.uuid4().hex[:8]}",
+            "available_now": True,
+        },
         dry_run=True,
-        topics=[input_topic],
-        start_offsets=start,
-        default_start="latest",
-    )
-    nothing = scored.where(F.col("topic").isNull())
-    query = backend.write_stream(
-        nothing,
-        checkpoint_dir=checkpoint_dir,
-        trigger="0 seconds",
-        query_name=f"warm-up-{uuid.uuid4().hex[:8]}",
-        available_now=True,
-        produced=produced_in_source(backend, models),
     )
     try:
         query.awaitTermination(timeout)
