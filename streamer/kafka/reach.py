@@ -51,7 +51,8 @@ def reach(
     ``timeout``."""
     errors: list[KafkaError] = []
     conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, **client}
-    admin = AdminClient({**conf, "error_cb": errors.append}, logger=_QUIET)
+    conf["error_cb"] = errors.append
+    admin = AdminClient(conf, logger=_QUIET)
     started = time.monotonic()
     while True:
         try:
