@@ -18,14 +18,14 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from streamer.errors import KafkaIOError
 from streamer.kafka import KafkaBackend
-from streamer.kafka.admin import client_config
 from streamer.kafka.backend import is_fenced
+from streamer.kafka.dialect import to_librdkafka
+from streamer.kafka.reach import reach
 from streamer.metrics import RunStats
 from streamer.offsets import Offsets, OffsetsListener, merge_offsets, parse_offsets
 from streamer.pipeline import StreamSettings, start_query
@@ -37,14 +37,9 @@ log = logging.getLogger(__name__)
 
 
 def check_topics(bootstrap_servers: str, client: Any, topics: list[str]) -> None:
-    """Fail with one clear line when a configured topic does not exist."""
-    admin = AdminClient(client_config(bootstrap_servers, client))
-    try:
-        existing = admin.list_topics(timeout=15).topics
-    except Exception as exc:
-        raise KafkaIOError(
-            f"cannot reach Kafka at kafka.bootstrap_servers = {bootstrap_servers!r}: {exc}"
-        ) from exc
+    """Fail with one clear line, within seconds, when Kafka cannot be reached (down,
+    credentials rejected, TLS failed) or a configured topic does not exist."""
+    existing = reach(bootstrap_servers, to_librdkafka(client)).topics
     missing = [t for t in topics if t not in existing]
     if missing:
         raise KafkaIOError(

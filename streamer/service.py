@@ -112,6 +112,11 @@ class Service:
         cfg, stack = self.config, self._stack
         self._serve_endpoint()
         stack.callback(self._conclude)  # the summary, while the endpoint can still report it
+        check_topics(  # before Spark starts: a wrong broker or password fails in seconds
+            cfg.kafka.bootstrap_servers,
+            cfg.kafka.client,
+            [cfg.kafka.input_topic, cfg.kafka.output_topic, cfg.kafka.dead_letter_topic],
+        )
         spark = self._session()
         self.backend = self._connect(spark)
         store = store_for(cfg)
@@ -279,7 +284,7 @@ class Service:
             self.spark = None
 
     def _connect(self, spark: SparkSession) -> KafkaBackend:
-        """The Kafka backend, once the configured topics are known to exist."""
+        """The Kafka backend (the configured topics are known to exist)."""
         cfg = self.config
         backend = select_backend(
             cfg.kafka.backend,
@@ -290,11 +295,6 @@ class Service:
             score_in_source=cfg.kafka.score_in_source,
             source_options=cfg.kafka.source_options,
             on_out_of_range=cfg.offsets.on_out_of_range,
-        )
-        check_topics(
-            cfg.kafka.bootstrap_servers,
-            cfg.kafka.client,
-            [cfg.kafka.input_topic, cfg.kafka.output_topic, cfg.kafka.dead_letter_topic],
         )
         return backend
 
