@@ -98,6 +98,8 @@ def _work(
     import pyarrow.json as pj
     from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+    from streamer.kafka.io import send
+
     model = mlflow.pyfunc.load_model(model_path)
     parse = pj.ParseOptions(explicit_schema=_arrow_schema(), unexpected_field_behavior="ignore")
     consumer = Consumer(
@@ -184,13 +186,7 @@ def _work(
                 },
                 separators=(",", ":"),
             ).encode()
-            key = event_id.encode()
-            while True:
-                try:
-                    producer.produce(output_topic, value=value, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            send(producer, output_topic, value, event_id.encode(), on_delivery=on_delivery)
         producer.poll(0)
         rows += len(values)
         t4 = time.perf_counter()

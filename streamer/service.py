@@ -53,7 +53,8 @@ from streamer.errors import KafkaIOError, MissingTopicError, StreamerError
 from streamer.jvm import JvmPaths, connector_conf
 from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import client_config
-from streamer.kafka.backend import broker_ends, is_fenced, offset_probe, recent_values
+from streamer.kafka.jvm_backend import is_fenced
+from streamer.kafka.probe import broker_ends, offset_probe, recent_values
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
 from streamer.offsets import (
     Offsets,
