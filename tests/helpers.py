@@ -59,20 +59,43 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 120.
     """Read ``topic`` from the start until ``expected`` records arrived (fails on timeout),
     each round reading every partition on to its end (:func:`read_to_end`), so every
     record present (duplicates and any other surplus included) is returned."""
+    return consume_topics(bootstrap, [topic], expected, timeout)
+
+
+def consume_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    expected: int,
+    timeout: float = 120.0,
+    *,
+    settle: float = 0.0,
+) -> list[Record]:
+    """:func:`consume_all` over several topics, ``expected`` records in all; with
+    ``settle``, once they arrived, wait that long and read on to the end once more, so that
+    a surplus still on its way (duplicates) is seen too."""
+    topics = list(topics)
     deadline = time.monotonic() + timeout
-    partitions = topic_partitions(bootstrap, {}, [topic])[topic]
-    starts = dict.fromkeys(((topic, p) for p in partitions), OFFSET_BEGINNING)
+    partitions = topic_partitions(bootstrap, {}, topics)
+    starts = {(t, p): OFFSET_BEGINNING for t, ps in partitions.items() for p in ps}
     records: list[Record] = []
-    while True:
+
+    def read_on() -> None:
         ranges = {tp: (start, None) for tp, start in starts.items()}
         left = max(1.0, deadline - time.monotonic())
         for message in read_to_end(bootstrap, {}, ranges=ranges, timeout=left):
             records.append(_record(message))
             starts[(message.topic(), message.partition())] = message.offset() + 1
+
+    while True:
+        read_on()
         if len(records) >= expected:
-            return records
-        assert time.monotonic() < deadline, f"{len(records)} of {expected} records in {topic}"
+            break
+        assert time.monotonic() < deadline, f"{len(records)} of {expected} records in {topics}"
         time.sleep(0.2)
+    if settle:
+        time.sleep(settle)
+        read_on()
+    return records
 
 
 def add_partitions(bootstrap: str, topic: str, total: int) -> None:
