@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
@@ -40,13 +41,17 @@ def starting_offsets_json(
     )
 
 
+@dataclass(eq=False, repr=False)  # repr: the client settings may hold secrets
 class KafkaBackend:
     """A Spark source and sink for Kafka, configured with the cluster and ``kafka.client``
     (Java client names, passed to Spark as ``kafka.<name>`` options)."""
 
-    name = ""
-    format = ""
-    fences = False
+    bootstrap_servers: str
+    client: Mapping[str, Any]
+
+    name: ClassVar[str] = ""
+    format: ClassVar[str] = ""
+    fences: ClassVar[bool] = False
     """Whether the source honours ``fence_file``: once that file exists it admits no new
     offsets and writes ``<fence_file>.ack`` with where it stopped (a drain with no
     duplicates)."""
@@ -55,9 +60,8 @@ class KafkaBackend:
     record itself (see :mod:`streamer.kafka.pysource`), and the stream is written with
     ``write_stream(..., produced=True)``."""
 
-    def __init__(self, bootstrap_servers: str, client: Mapping[str, Any]) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.client = dict(client)
+    def __post_init__(self) -> None:
+        self.client = dict(self.client)
 
     @property
     def columns(self) -> tuple[str, ...]:

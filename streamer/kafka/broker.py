@@ -14,7 +14,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +54,34 @@ def stop_process(
     if log_file is not None:
         with contextlib.suppress(OSError):
             log_file.close()
+
+
+def wait_until_up(
+    name: str,
+    process: subprocess.Popen[bytes],
+    admin: AdminClient,
+    timeout: float,
+    cause: Callable[[], str] = lambda: "",
+) -> None:
+    """Poll a just-started broker until its metadata lists a broker. Raises
+    :class:`KafkaIOError` when the process exits first or ``timeout`` seconds pass, ending
+    with ``cause()`` (what the broker's log says) when there is one."""
+    deadline = time.monotonic() + timeout
+
+    def failed(what: str) -> KafkaIOError:
+        detail = cause()
+        return KafkaIOError(f"{name} {what}{': ' + detail if detail else ''}")
+
+    while True:
+        if process.poll() is not None:
+            raise failed(f"exited at start (code {process.returncode})")
+        try:
+            if admin.list_topics(timeout=1.0).brokers:
+                return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise failed(f"did not answer within {timeout:.0f}s") from exc
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -105,20 +133,11 @@ class EmbeddedBroker:
             start_new_session=True,
         )
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._process.poll() is not None:
-                raise KafkaIOError(f"tansu exited at start with code {self._process.returncode}")
-            try:
-                admin.list_topics(timeout=1.0)
-                break
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise KafkaIOError(
-                        f"tansu did not answer on {url} within {timeout:.0f}s"
-                    ) from exc
-                time.sleep(0.1)
+        try:
+            wait_until_up(f"tansu on {url}", self._process, admin, timeout)
+        except KafkaIOError:
+            self.stop()
+            raise
         log.info('embedded broker started bootstrap="%s" pid="%d"', url, self._process.pid)
         return self
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter
@@ -19,6 +20,7 @@ FENCED = "streamer: the sink is fenced; this batch is left for the next owner"
 """The error a fenced jvm query ends with: a stop, not a failure (see :func:`is_fenced`)."""
 
 
+@dataclass(eq=False, repr=False)  # repr: the client settings may hold secrets
 class JvmKafkaBackend(KafkaBackend):
     """Spark's own Kafka source and sink.
 
@@ -31,33 +33,30 @@ class JvmKafkaBackend(KafkaBackend):
     python source's fence. The ack file names the batch that was held back.
     """
 
-    name = "jvm"
-    format = "kafka"
-    fences = True
+    name: ClassVar[str] = "jvm"
+    format: ClassVar[str] = "kafka"
+    fences: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client: Mapping[str, Any],
-        source_options: Mapping[str, str] | None = None,
-        on_out_of_range: str = "fail",
-    ) -> None:
-        """``source_options``: Spark's Kafka source options (validated by the config);
-        ``failOnDataLoss`` defaults to ``offsets.on_out_of_range`` (fail → true)."""
-        super().__init__(bootstrap_servers, client)
+    source_options: Mapping[str, Any] | None = None
+    """Spark's Kafka source options (validated by the config)."""
+    on_out_of_range: str = "fail"
+    """``offsets.on_out_of_range``: the default of ``failOnDataLoss`` (fail → true)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.source_options = {
-            "failOnDataLoss": "true" if on_out_of_range == "fail" else "false",
-            **{k: _option(v) for k, v in (source_options or {}).items()},
+            "failOnDataLoss": "true" if self.on_out_of_range == "fail" else "false",
+            **{k: _option(v) for k, v in (self.source_options or {}).items()},
         }
 
     @property
     def columns(self) -> tuple[str, ...]:
         """With ``includeHeaders``, each record's headers too: carried to its output."""
-        headers = self.source_options.get("includeHeaders") == "true"
+        headers = (self.source_options or {}).get("includeHeaders") == "true"
         return (*SOURCE_COLUMNS, "headers") if headers else SOURCE_COLUMNS
 
     def _extra_source_options(self, default_start: str, fence_file: str | None) -> dict[str, str]:
-        return dict(self.source_options)
+        return dict(self.source_options or {})
 
     def _sink(self, df: DataFrame, fence_file: str | None) -> DataStreamWriter:
         if fence_file is None:

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -12,24 +12,22 @@ from pyspark.sql.streaming import StreamingQuery
 from streamer.kafka.backend import KafkaBackend
 
 
+@dataclass(eq=False, repr=False)  # repr: the client settings may hold secrets
 class PythonKafkaBackend(KafkaBackend):
     """streamer's Python Data Source on confluent-kafka. The source fences itself
     (``fenceFile``); the sink needs no fence of its own."""
 
-    name = "python"
-    format = "streamer_kafka"
-    fences = True
+    name: ClassVar[str] = "python"
+    format: ClassVar[str] = "streamer_kafka"
+    fences: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        client: Mapping[str, Any],
-        end_offsets: str = "list",
-        score_in_source: bool = True,
-    ) -> None:
-        super().__init__(bootstrap_servers, client)
-        self.end_offsets = end_offsets
-        self.scores_in_source = score_in_source
+    end_offsets: str = "list"
+    """How the source finds partition ends: ``list`` or ``fetch`` (see ``OffsetProbe``)."""
+    score_in_source: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.scores_in_source = self.score_in_source
 
     def _scorer_option(self, scorer: Any) -> str:
         from streamer.kafka.pysource import scorer_option
