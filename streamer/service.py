@@ -51,10 +51,11 @@ from streamer.deploy.lease import Acquired, Lease, LeaseHolder, lease_store_for
 from streamer.endpoint import Endpoint
 from streamer.errors import KafkaIOError, MissingTopicError, StreamerError
 from streamer.jvm import JvmPaths, connector_conf
-from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import client_config
+from streamer.kafka.backend import KafkaBackend
 from streamer.kafka.jvm_backend import is_fenced
 from streamer.kafka.probe import broker_ends, offset_probe, recent_values
+from streamer.kafka.selection import select_backend
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
 from streamer.offsets import (
     Offsets,

@@ -27,7 +27,7 @@ from confluent_kafka.admin import AdminClient
 from streamer.children import die_with
 from streamer.errors import KafkaIOError
 from streamer.jvm import broker_jars
-from streamer.kafka.broker import free_port, stop_process, wait_until_up
+from streamer.kafka.processes import free_port, stop_process, wait_until_up
 
 log = logging.getLogger(__name__)
 
