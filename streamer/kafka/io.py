@@ -32,8 +32,8 @@ from confluent_kafka import (
 
 from streamer.errors import KafkaIOError, MissingTopicError
 from streamer.kafka.admin import client_config
+from streamer.offsets.core import TP
 
-TP = tuple[str, int]
 Range = tuple[int, int | None]
 """``(start, end)`` offsets of one partition, ``end`` exclusive; ``None``: to its end."""
 
