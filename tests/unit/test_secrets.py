@@ -15,6 +15,7 @@ from streamer.secrets import (
     mask_mapping,
     mask_text,
     mask_url,
+    mask_value,
 )
 
 SECRET = "hunter2"
@@ -296,6 +297,7 @@ def _shown_everywhere(key: str) -> dict[str, str]:
     logged = json.loads(stream.getvalue())[key]
     return {
         "config": FrozenMap({key: SECRET}).redacted()[key],
+        "config error": mask_value(key, SECRET),
         "kafka options": loggable({f"kafka.{key}": SECRET})[f"kafka.{key}"],
         "log line": logged,
         "free text": mask_assignments(f"{key}={SECRET}").partition("=")[2],
