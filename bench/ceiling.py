@@ -44,16 +44,10 @@ from streamer.kafka.pysource import PRODUCER_DEFAULTS as PRODUCER  # what the si
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
     """(start, end) per partition; the end read with fetch on tansu, ListOffsets elsewhere."""
-    from streamer.kafka.admin import OffsetProbe, cluster_id, is_tansu
+    from streamer.kafka.probe import topic_ends
 
-    strategy = "fetch" if is_tansu(cluster_id(bootstrap, {})) else "list"
-    probe = OffsetProbe(bootstrap, {}, strategy)
-    try:
-        tps = probe.partitions([topic])
-        starts, ends = probe.earliest(tps), probe.latest(tps)
-    finally:
-        probe.close()
-    return {p: (starts[(t, p)], ends[(t, p)]) for t, p in tps}
+    starts, ends = topic_ends(bootstrap, {}, [topic])
+    return {p: (starts[(t, p)], end) for (t, p), end in ends.items()}
 
 
 def _arrow_schema() -> Any:

@@ -4,7 +4,7 @@ of its most recent records."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from streamer.config import KafkaConfig
@@ -25,16 +25,28 @@ def offset_probe(kafka: KafkaConfig) -> OffsetProbe:
     return OffsetProbe(kafka.bootstrap_servers, kafka.client, strategy)
 
 
+def topic_ends(
+    bootstrap_servers: str,
+    client: Mapping[str, Any],
+    topics: Iterable[str],
+    end_offsets: str = "auto",
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """Earliest and latest offsets of every partition of ``topics``; ``end_offsets`` as
+    ``kafka.end_offsets`` (``auto``: fetch on tansu, ListOffsets elsewhere)."""
+    strategy = resolve_end_offsets(end_offsets, bootstrap_servers, client)
+    probe = OffsetProbe(bootstrap_servers, client, strategy)
+    try:
+        tps = probe.partitions(topics)
+        return probe.earliest(tps), probe.latest(tps)
+    finally:
+        probe.close()
+
+
 def broker_ends(
     kafka: KafkaConfig,
 ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
     """Earliest and latest offsets of every partition of the input topic."""
-    probe = offset_probe(kafka)
-    try:
-        tps = probe.partitions([kafka.input_topic])
-        return probe.earliest(tps), probe.latest(tps)
-    finally:
-        probe.close()
+    return topic_ends(kafka.bootstrap_servers, kafka.client, [kafka.input_topic], kafka.end_offsets)
 
 
 def recent_values(kafka: KafkaConfig, rows: int, timeout: float = 15.0) -> list[bytes | None]:
