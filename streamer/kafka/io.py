@@ -149,8 +149,8 @@ def read_to_end(
     defaults: Mapping[str, Any] | None = None,
 ) -> Iterator[Message]:
     """The records of every partition of ``topics`` from its start, and of ``ranges``,
-    each partition up to its end (see the module docstring); duplicates and all, in
-    partition order. Raises :class:`MissingTopicError` for a topic that does not exist,
+    each partition up to its end (see the module docstring), in offset order within a
+    partition; duplicates and all. Raises :class:`MissingTopicError` for a topic that does not exist,
     :class:`NotAtEnd` after ``timeout`` seconds, :class:`KafkaIOError` on a fatal error."""
     consumer = Consumer(
         client_config(
