@@ -150,8 +150,9 @@ def read_to_end(
 ) -> Iterator[Message]:
     """The records of every partition of ``topics`` from its start, and of ``ranges``,
     each partition up to its end (see the module docstring), in offset order within a
-    partition; duplicates and all. Raises :class:`MissingTopicError` for a topic that does not exist,
-    :class:`NotAtEnd` after ``timeout`` seconds, :class:`KafkaIOError` on a fatal error."""
+    partition; duplicates and all. Raises :class:`MissingTopicError` for a topic that does
+    not exist, :class:`NotAtEnd` after ``timeout`` seconds, :class:`KafkaIOError` on a
+    fatal error."""
     consumer = Consumer(
         client_config(
             bootstrap,
