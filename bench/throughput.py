@@ -383,38 +383,15 @@ def read_keys(
 ) -> tuple[int, int]:
     """(records, distinct keys) in ``topic``, read to the end of every partition; with
     ``predictions``, each record's ``prediction`` field lands there by key as well."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from streamer.kafka.io import read_to_end
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"throughput-check-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "queued.min.messages": 100_000,
-        }
-    )
     records = 0
     keys: set[bytes] = set()
-    try:
-        meta = consumer.list_topics(topic, timeout=15).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-        pending = set(meta.partitions)
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: partitions {sorted(pending)} not at the end")
-            for m in consumer.consume(10_000, timeout=0.5):
-                error = m.error()
-                if error is None:
-                    records += 1
-                    keys.add(m.key())
-                    if predictions is not None:
-                        predictions[m.key()] = json.loads(m.value())["prediction"]
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(m.partition())
-    finally:
-        consumer.close()
+    for m in read_to_end(bootstrap, {}, [topic], timeout=timeout):
+        records += 1
+        keys.add(m.key())
+        if predictions is not None:
+            predictions[m.key()] = json.loads(m.value())["prediction"]
     return records, len(keys)
 
 

@@ -493,7 +493,7 @@ def cmd_run(
 
 
 def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    from streamer.kafka.backend import broker_ends
+    from streamer.kafka.probe import broker_ends
     from streamer.offsets import format_offsets, merge_offsets, parse_offsets
     from streamer.offsets.startup import resolve_reset
     from streamer.offsets.stores import store_for
@@ -539,7 +539,7 @@ def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
 
 def _lag(config: Config, stored: Mapping[str, Mapping[int, int]]) -> Mapping[str, object]:
     """Per partition of the input topic: latest - stored (earliest when nothing is stored)."""
-    from streamer.kafka.backend import broker_ends
+    from streamer.kafka.probe import broker_ends
     from streamer.offsets.core import lag
 
     try:

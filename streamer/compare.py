@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streamer.errors import MissingTopicError, StreamerError
-from streamer.kafka.admin import OffsetProbe, client_config
+from streamer.errors import KafkaIOError, MissingTopicError, StreamerError
+from streamer.kafka.admin import OffsetProbe
+from streamer.kafka.io import NotAtEnd, read_to_end, where
 
 log = logging.getLogger(__name__)
 
@@ -591,7 +591,7 @@ def read_sides(
     Raises :class:`CompareError` when a topic does not exist, is empty, or cannot be read
     to its end within ``timeout`` seconds.
     """
-    from streamer.kafka.backend import resolve_end_offsets
+    from streamer.kafka.probe import resolve_end_offsets
 
     deadline = time.monotonic() + timeout
     strategy = resolve_end_offsets(end_offsets, bootstrap_servers, client)
@@ -618,70 +618,19 @@ def read_sides(
         shadow_topic,
         sum(end - start for start, end in ranges.values()),
     )
-    consumer = Consumer(
-        client_config(
-            bootstrap_servers,
-            client,
-            group_id="streamer-compare",
-            enable_auto_commit=False,
-            enable_auto_offset_store=False,
-            enable_partition_eof=True,
-            auto_offset_reset="earliest",
-        )
-    )
-    try:
-        _read(consumer, ranges, sides, deadline, timeout)
-    finally:
-        consumer.close()
-    return sides[live_topic], sides[shadow_topic]
-
-
-def _read(
-    consumer: Consumer,
-    ranges: Mapping[tuple[str, int], tuple[int, int]],
-    sides: Mapping[str, Side],
-    deadline: float,
-    timeout: float,
-) -> None:
-    """Consume every partition in ``ranges`` from start to end (exclusive) into its side.
-
-    A partition is done at its last offset before the end, or at end-of-partition at or
-    past the end (offsets can have gaps: transaction markers, compaction)."""
-    pending = dict(ranges)
-    consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _) in ranges.items()])
+    expected = sum(end - start for start, end in ranges.values())
+    left = max(0.0, deadline - time.monotonic())
     read = 0
-    while pending:
-        if time.monotonic() > deadline:
-            expected = sum(end - start for start, end in ranges.values())
-            raise CompareError(
-                f"read {read} of about {expected} records within --timeout {timeout:g}s; "
-                f"unfinished partitions: {sorted(pending)}. Raise --timeout"
-            )
-        try:
-            messages = consumer.consume(10_000, timeout=0.2)
-        except KafkaException as exc:
-            raise CompareError(f"cannot read from Kafka: {exc}") from exc
-        done: list[tuple[str, int]] = []
-        for message in messages:
-            tp = (str(message.topic()), int(message.partition()))  # type: ignore[arg-type]
-            if tp not in pending:
-                continue
-            offset = int(message.offset())  # type: ignore[arg-type]
-            end = pending[tp][1]
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    if offset >= end:
-                        done.append(tp)
-                elif not error.retriable():
-                    raise CompareError(f"reading {tp[0]}[{tp[1]}]: {error}")
-                continue
-            if offset < end:
-                sides[tp[0]].add(message.value(), tp[1], offset)
-                read += 1
-            if offset + 1 >= end:
-                done.append(tp)
-        for tp in done:
-            pending.pop(tp, None)
-        if done:
-            consumer.pause([TopicPartition(t, p) for t, p in done])
+    try:
+        for message in read_to_end(bootstrap_servers, client, ranges=ranges, timeout=left):
+            topic, partition, offset = where(message)
+            sides[topic].add(message.value(), partition, offset)
+            read += 1
+    except NotAtEnd as exc:
+        raise CompareError(
+            f"read {read} of about {expected} records within --timeout {timeout:g}s; "
+            f"unfinished partitions: {exc.pending}. Raise --timeout"
+        ) from exc
+    except KafkaIOError as exc:
+        raise CompareError(f"cannot read from Kafka: {exc}") from exc
+    return sides[live_topic], sides[shadow_topic]

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from streamer.errors import ConfigError
-from streamer.secrets import is_secret, mask_assignments, mask_mapping, mask_url
+from streamer.secrets import MASK, mask_mapping, mask_url, mask_value
 
 ENV_PREFIX = "STREAMER_"
 
@@ -294,23 +294,9 @@ _NON_EMPTY = {
 }
 
 
-def _shown(key: str, value: Any) -> Any:
-    """A value as an error may echo it: a secret key's value masked whole; in mappings the
-    values of secret keys, at any depth; in text, secret ``name=value`` pairs and URL
-    credentials (a malformed ``kafka.client`` may be a line of them)."""
-    if is_secret(key):
-        return "***"
-    if isinstance(value, Mapping):
-        return mask_mapping(value)
-    if isinstance(value, (list, tuple)):
-        return [_shown("", v) for v in value]
-    if isinstance(value, str):
-        return mask_assignments(value)
-    return value
-
-
 def _fail(key: str, value: Any, origin: str, expected: str) -> ConfigError:
-    return ConfigError(f"config error: {key} = {_shown(key, value)!r} (from {origin}): {expected}")
+    shown = mask_value(key, value)
+    return ConfigError(f"config error: {key} = {shown!r} (from {origin}): {expected}")
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -396,7 +382,7 @@ def _check_source_options(value: Mapping[str, Any], origin: str) -> None:
         if name.startswith("kafka."):
             raise _fail(
                 f"kafka.source_options.{name}",
-                "***",
+                MASK,
                 origin,
                 f"client settings go in kafka.client, as {name.removeprefix('kafka.')}",
             )

@@ -26,7 +26,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
-from streamer.kafka.backend import is_fenced
+from streamer.kafka.jvm_backend import is_fenced
 from streamer.offsets import Offsets, format_offsets, merge_offsets, parse_offsets
 from streamer.offsets.core import lag as offsets_lag
 from streamer.scoring.parse import REASONS

@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from streamer import metrics
-from streamer.kafka import SOURCE_COLUMNS, KafkaBackend
+from streamer.kafka.backend import SOURCE_COLUMNS, KafkaBackend
 from streamer.offsets import Offsets
 from streamer.scoring.groups import GroupedModels, Models, grouped_scores, specs_of
 from streamer.scoring.model import ModelSpec

@@ -22,9 +22,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from streamer.errors import KafkaIOError
-from streamer.kafka import KafkaBackend
-from streamer.kafka.backend import is_fenced
+from streamer.kafka.backend import KafkaBackend
 from streamer.kafka.dialect import to_librdkafka
+from streamer.kafka.jvm_backend import is_fenced
 from streamer.kafka.reach import reach
 from streamer.metrics import RunStats
 from streamer.offsets import Offsets, OffsetsListener, merge_offsets, parse_offsets

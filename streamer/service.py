@@ -39,8 +39,9 @@ from streamer.endpoint import Endpoint
 from streamer.errors import StreamerError
 from streamer.handoff.standby import Handoff
 from streamer.jvm import JvmPaths, connector_conf
-from streamer.kafka import KafkaBackend, select_backend
-from streamer.kafka.backend import broker_ends, offset_probe
+from streamer.kafka.backend import KafkaBackend
+from streamer.kafka.probe import broker_ends, offset_probe
+from streamer.kafka.selection import select_backend
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
 from streamer.offsets import Offsets, OffsetsListener, OffsetStore, merge_offsets
 from streamer.offsets.startup import StartPlan, plan_start

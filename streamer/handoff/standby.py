@@ -21,8 +21,8 @@ from pyspark.sql import SparkSession
 
 from streamer.config import Config
 from streamer.handoff.lease import Acquired, Lease, LeaseHolder, lease_store_for
-from streamer.kafka import KafkaBackend
-from streamer.kafka.backend import broker_ends
+from streamer.kafka.backend import KafkaBackend
+from streamer.kafka.probe import broker_ends
 from streamer.metrics import RunStats, ServiceMetrics
 from streamer.offsets import Offsets
 from streamer.offsets.startup import StartPlan, offset_difference

@@ -79,6 +79,7 @@ from pyspark.sql.types import (
 
 from streamer.errors import KafkaIOError, MissingTopicError
 from streamer.kafka.admin import OffsetProbe, client_config
+from streamer.kafka.io import send
 
 log = logging.getLogger(__name__)
 
@@ -582,15 +583,9 @@ class Delivery:
     def produce(
         self, topics: Sequence[str], keys: Sequence[bytes | None], values: Sequence[bytes | None]
     ) -> None:
-        producer = self.producer
-        produce, on_delivery = producer.produce, self._on_delivery
+        producer, on_delivery = self.producer, self._on_delivery
         for topic, key, value in zip(topics, keys, values):
-            while True:
-                try:
-                    produce(topic, value=value, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            send(producer, topic, value, key, on_delivery=on_delivery)
         self.sent += len(values)
         producer.poll(0)
 

@@ -39,7 +39,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from streamer.errors import ModelError
-from streamer.kafka import SOURCE_COLUMNS
+from streamer.kafka.backend import SOURCE_COLUMNS
 from streamer.scoring import records
 from streamer.scoring.model import ModelSpec, registry_client, resolve_model, ship_model
 from streamer.scoring.parse import FieldError, Reason, RecordParser

@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 
 from streamer.config import Config
 from streamer.errors import StreamerError
-from streamer.kafka.backend import recent_values
+from streamer.kafka.probe import recent_values
 from streamer.metrics import ServiceMetrics
 from streamer.offsets import format_offsets
 from streamer.pipeline import warm_up_workers
