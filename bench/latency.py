@@ -110,7 +110,7 @@ def _produce(
         from confluent_kafka import Producer
 
         from bench.workload import event_values, features
-        from streamer.kafka.pysource import PRODUCER_DEFAULTS
+        from streamer.kafka.pyworker import PRODUCER_DEFAULTS
 
         total = round(rate * seconds)
         bodies = [v.split(b",", 1)[1] for v in event_values(features(min(total, POOL), seed=seed))]
@@ -226,7 +226,7 @@ def _prime(spec: dict, outputs: Sequence[str], timeout: float = 300.0) -> dict[i
     from confluent_kafka import Producer
 
     from bench.workload import event_values, features
-    from streamer.kafka.pysource import PRODUCER_DEFAULTS
+    from streamer.kafka.pyworker import PRODUCER_DEFAULTS
 
     producer = Producer({"bootstrap.servers": spec["bootstrap"], **PRODUCER_DEFAULTS})
     values = event_values(features(PRIME_ROUNDS * PRIME_EVENTS, seed=spec["seed"] + 1), 0, "prime")

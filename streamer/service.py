@@ -66,16 +66,17 @@ from streamer.offsets import (
 from streamer.offsets.startup import StartPlan, check_stored, describe, resolve_reset
 from streamer.offsets.stores import store_for
 from streamer.pipeline import StreamSettings, start_query, warm_up, warm_up_workers
-from streamer.scoring.follow import AliasFollower, identity
-from streamer.scoring.groups import Models, peek_groups, resolve_groups, ship_groups, specs_of
+from streamer.scoring.follow import AliasFollower
+from streamer.scoring.groups import peek_groups, resolve_groups
 from streamer.scoring.model import (
+    Models,
     ModelSpec,
     pin_model_uri,
     registry_client,
     resolve_model,
     ship_model,
 )
-from streamer.scoring.udf import ScoringSettings
+from streamer.scoring.scorer import ScoringSettings
 from streamer.session import build_session
 
 log = logging.getLogger(__name__)
@@ -289,8 +290,8 @@ class Service:
             cfg.kafka.input_topic,
             cfg.kafka.output_topic,
             cfg.kafka.dead_letter_topic,
-            identity(self.model),
-            identity(self.shadow) if self.shadow else "-",
+            self.model.identity(),
+            self.shadow.identity() if self.shadow else "-",
             cfg.model.follow_alias,
             cfg.spark.trigger,
         )
@@ -317,15 +318,12 @@ class Service:
 
     def _ship(self, models: Models) -> None:
         assert self.spark is not None
-        if isinstance(models, ModelSpec):
-            ship_model(self.spark, models)
-        else:
-            ship_groups(self.spark, models)
+        models.ship(self.spark)
 
     def _set_model_info(self, models: Models) -> None:
         info = self.metrics.model_info
         info.clear()
-        for spec in specs_of(models):
+        for spec in models.served():
             info.labels(name=spec.name, version=spec.version, uri=spec.uri).set(1)
 
     def _resolve_shadow(self) -> ModelSpec | None:
@@ -422,7 +420,7 @@ class Service:
         except Exception as exc:  # the executors cannot load it: keep the current version
             log.error(
                 'model version refused; executors cannot load it candidate="%s" error="%s"',
-                identity(candidate),
+                candidate.identity(),
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             )
             self.metrics.model_swaps.labels(outcome="refused").inc()
@@ -446,7 +444,7 @@ class Service:
             log.error(
                 "query with the new version failed to start; back to the current one "
                 'candidate="%s" error="%s"',
-                identity(candidate),
+                candidate.identity(),
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             )
             self.metrics.model_swaps.labels(outcome="refused").inc()
@@ -461,8 +459,8 @@ class Service:
             self.follower.swapped(candidate)
         log.info(
             'model swapped from="%s" to="%s" at="%s" query="%s" seconds="%.2f"',
-            identity(old),
-            identity(candidate),
+            old.identity(),
+            candidate.identity(),
             format_offsets(position),
             self.query_name,
             time.monotonic() - started,

@@ -25,24 +25,17 @@ from typing import Any
 
 from streamer.errors import StreamerError
 from streamer.scoring import envs
-from streamer.scoring.groups import GroupedModels, Models, specs_of
-from streamer.scoring.model import ModelSpec, incompatibilities
+from streamer.scoring.model import Models, ModelSpec, incompatibilities
 from streamer.scoring.parse import RecordParser
-from streamer.scoring.udf import predict_isolating
+from streamer.scoring.predictions import predict_isolating
 
 log = logging.getLogger(__name__)
 
 Resolve = Callable[[], Models]
 """Resolves ``model.uri`` afresh: a ModelSpec, or a GroupedModels for a template."""
 Peek = Callable[[], str]
-"""What :func:`identity` would say of a fresh resolve, from registry metadata alone."""
-
-
-def identity(models: Models) -> str:
-    """What names the served version(s): ``name/version``, or the groups' pinned versions."""
-    if isinstance(models, ModelSpec):
-        return models.pinned_uri
-    return str(models.key())
+"""What :meth:`.model.Models.identity` would say of a fresh resolve, from registry metadata
+alone."""
 
 
 def sample_failures(
@@ -125,12 +118,12 @@ class AliasFollower:
     def rejected(self, models: Models) -> None:
         """The service could not serve ``models`` after all (its executors could not load
         it, or its query would not start): not tried again until the alias moves."""
-        self._refused = identity(models)
+        self._refused = models.identity()
         self._pending = None
 
     def _close_loaded(self, keep: Models | None = None) -> None:
         """Close the models loaded for vetting, except ``keep``'s."""
-        kept = {s.local_path for s in specs_of(keep)} if keep is not None else set()
+        kept = {s.local_path for s in keep.served()} if keep is not None else set()
         for path in [p for p in self._loaded if p not in kept]:
             close = getattr(self._loaded.pop(path), "close", None)
             if close is not None:
@@ -154,14 +147,14 @@ class AliasFollower:
             return None
         if key != self._refused:
             self._refused = None  # the alias moved away: a later move back is vetted again
-        if key in (identity(self.current), self._refused):
+        if key in (self.current.identity(), self._refused):
             return None
         try:
             candidate = self._resolve()
         except StreamerError as exc:
             self._refuse(key, f"cannot resolve it: {exc}")
             return None
-        key = identity(candidate)  # the alias may have moved again since the peek
+        key = candidate.identity()  # the alias may have moved again since the peek
         try:
             problems = self._vet(candidate)
         except Exception:
@@ -176,7 +169,7 @@ class AliasFollower:
             )
             self._refuse(key, reason)
             return None
-        log.info('model version accepted candidate="%s" current="%s"', key, identity(self.current))
+        log.info('model version accepted candidate="%s" current="%s"', key, self.current.identity())
         self._pending = key
         self._on_ready(candidate)
         return candidate
@@ -189,7 +182,7 @@ class AliasFollower:
             'model version refused; still serving the current one candidate="%s" '
             'current="%s" reason="%s"',
             key,
-            identity(self.current),
+            self.current.identity(),
             reason,
         )
         self._on_refused(key, reason)
@@ -213,20 +206,19 @@ class AliasFollower:
 
 
 def _pairs(current: Models, candidate: Models) -> list[tuple[str, ModelSpec, ModelSpec]]:
-    """(label, current, candidate) for each model that changed."""
-    if isinstance(current, ModelSpec) and isinstance(candidate, ModelSpec):
-        return [(candidate.pinned_uri, current, candidate)]
-    assert isinstance(current, GroupedModels) and isinstance(candidate, GroupedModels)
+    """(label, current, candidate) for each model that changed. Models serve the same group
+    when they have the same ``uri`` (a single model's is ``model.uri`` itself)."""
+    served = {spec.uri: spec for spec in current.served()}
     return [
-        (spec.pinned_uri, current.specs[group], spec)
-        for group, spec in candidate.specs.items()
-        if group in current.specs and spec.pinned_uri != current.specs[group].pinned_uri
+        (spec.pinned_uri, served[spec.uri], spec)
+        for spec in candidate.served()
+        if spec.uri in served and spec.pinned_uri != served[spec.uri].pinned_uri
     ]
 
 
 def _discard(candidate: Models, current: Models) -> None:
     """Remove the download of a candidate that will not be served."""
-    keep = {s.local_path for s in specs_of(current)}
-    for spec in specs_of(candidate):
+    keep = {s.local_path for s in current.served()}
+    for spec in candidate.served():
         if spec.local_path not in keep:
             shutil.rmtree(spec.local_path, ignore_errors=True)
