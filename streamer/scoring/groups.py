@@ -40,7 +40,9 @@ from streamer.errors import ModelError
 from streamer.kafka import SOURCE_COLUMNS
 from streamer.scoring.chunk import Chunk
 from streamer.scoring.model import ModelSpec, registry_client, resolve_model, ship_model
-from streamer.scoring.parse import FieldError, Reason, RecordParser
+from streamer.scoring.parse import RecordParser
+from streamer.scoring.records import Reason
+from streamer.scoring.rules import FieldError
 from streamer.scoring.scorer import OUTPUT_TYPE, Scorer, ScoringSettings, output_columns
 
 log = logging.getLogger(__name__)

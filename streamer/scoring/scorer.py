@@ -25,12 +25,13 @@ from pyspark.sql import types as T
 
 from streamer.scoring import cache, records
 from streamer.scoring.chunk import Chunk
-from streamer.scoring.parse import ParseResult, Reason, RecordParser
+from streamer.scoring.parse import ParseResult, RecordParser
 from streamer.scoring.predictions import (
     normalize_predictions,
     predict_isolating,
     scores_for_threshold,
 )
+from streamer.scoring.records import Reason
 
 log = logging.getLogger(__name__)
 
