@@ -189,7 +189,6 @@ def resolve_model(
     (once per machine; :mod:`.envs` caches it) and the probe scores through it.
     """
     import mlflow
-    from mlflow.models import Model
 
     # MLflow's models:/ artifact repository only follows the process-wide URIs, so the
     # configured ones become the process's (this runs on the driver, at start-up).
@@ -198,32 +197,7 @@ def resolve_model(
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
     pinned = pin_model_uri(uri, registry_client(tracking_uri, registry_uri))
-    parent = Path(work_dir or tempfile.gettempdir())
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{pinned.name}-{pinned.version or 'local'}")
-    dst = parent / f"streamer-model-{safe}-{uuid.uuid4().hex[:8]}"
-    dst.mkdir(parents=True)
-    try:
-        downloaded = mlflow.artifacts.download_artifacts(
-            artifact_uri=pinned.pinned_uri,
-            dst_path=str(dst),
-            tracking_uri=tracking_uri,
-            registry_uri=registry_uri,
-        )
-        local = Path(downloaded)
-        if not (local / "MLmodel").exists():
-            raise ModelError(f"{pinned.pinned_uri} has no MLmodel file; is it an MLflow model?")
-        # Ship exactly the model directory, under a unique name.
-        if local != dst:
-            for item in local.iterdir():
-                shutil.move(str(item), dst / item.name)
-        metadata = Model.load(str(dst))
-    except ModelError:
-        shutil.rmtree(dst, ignore_errors=True)
-        raise
-    except Exception as exc:
-        shutil.rmtree(dst, ignore_errors=True)
-        raise ModelError(f"cannot download model {pinned.pinned_uri}: {exc}") from exc
-
+    dst, metadata = _download(pinned, work_dir, tracking_uri, registry_uri)
     if "python_function" not in metadata.flavors:
         raise ModelError(
             f"{pinned.pinned_uri} has no python_function flavor; pyfunc cannot load it"
@@ -254,6 +228,41 @@ def resolve_model(
         ",".join(output_columns) if output_columns else "single",
     )
     return spec
+
+
+def _download(
+    pinned: _Pinned, work_dir: str | None, tracking_uri: str | None, registry_uri: str | None
+) -> tuple[Path, Any]:
+    """The pinned model's directory, downloaded under a unique name, and its metadata."""
+    import mlflow
+    from mlflow.models import Model
+
+    parent = Path(work_dir or tempfile.gettempdir())
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{pinned.name}-{pinned.version or 'local'}")
+    dst = parent / f"streamer-model-{safe}-{uuid.uuid4().hex[:8]}"
+    dst.mkdir(parents=True)
+    try:
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=pinned.pinned_uri,
+            dst_path=str(dst),
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+        )
+        local = Path(downloaded)
+        if not (local / "MLmodel").exists():
+            raise ModelError(f"{pinned.pinned_uri} has no MLmodel file; is it an MLflow model?")
+        # Ship exactly the model directory, under a unique name.
+        if local != dst:
+            for item in local.iterdir():
+                shutil.move(str(item), dst / item.name)
+        metadata = Model.load(str(dst))
+    except ModelError:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise ModelError(f"cannot download model {pinned.pinned_uri}: {exc}") from exc
+    return dst, metadata
 
 
 def _probe_output(
