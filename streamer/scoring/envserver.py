@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -97,6 +98,7 @@ def _close_all() -> None:
         model.close()
 
 
+@dataclass(eq=False)
 class IsolatedModel:
     """A model served from its restored environment (the directory ``environment``, made by
     :func:`.envs.prepare`) by a scoring server this process owns.
@@ -107,31 +109,24 @@ class IsolatedModel:
     a lock; the scoring path calls it from one thread per worker anyway.
     """
 
-    def __init__(
-        self,
-        local_path: str,
-        env_manager: str,
-        environment: Path,
-        *,
-        start_timeout: float = 120.0,
-        request_timeout: float = 600.0,
-        wire: str = "json",
-    ) -> None:
-        if wire not in WIRES:
-            raise ModelError(f"wire = {wire!r} is not one of {', '.join(WIRES)}")
-        self.local_path = local_path
-        self.env_manager = env_manager
-        self.environment = environment
-        self.wire = wire
-        self.start_timeout = start_timeout
-        self.request_timeout = request_timeout
-        self.restarts = 0
-        self._process: subprocess.Popen[Any] | None = None
-        self._output: IO[bytes] | None = None
-        self._url = ""
-        self._session: Any = None
-        self._closed = False
-        self._lock = threading.Lock()
+    local_path: str
+    env_manager: str
+    environment: Path
+    _: KW_ONLY
+    start_timeout: float = 120.0
+    request_timeout: float = 600.0
+    wire: str = "json"
+    restarts: int = field(default=0, init=False)
+    _process: subprocess.Popen[Any] | None = field(default=None, init=False)
+    _output: IO[bytes] | None = field(default=None, init=False)
+    _url: str = field(default="", init=False)
+    _session: Any = field(default=None, init=False)
+    _closed: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        if self.wire not in WIRES:
+            raise ModelError(f"wire = {self.wire!r} is not one of {', '.join(WIRES)}")
 
     # -- lifecycle --
 

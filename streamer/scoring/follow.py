@@ -21,6 +21,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.errors import StreamerError
@@ -69,34 +70,23 @@ def sample_failures(
     return [f"record {i}: {errors.get(i, 'not scored')}" for i in lost]
 
 
+@dataclass(eq=False, kw_only=True)
 class AliasFollower:
     """Polls for a new version of the served model(s) and vets it; see the module doc."""
 
-    def __init__(
-        self,
-        *,
-        peek: Peek,
-        resolve: Resolve,
-        current: Models,
-        poll_seconds: float,
-        sample: Callable[[], list[bytes | None]],
-        max_record_bytes: int,
-        on_ready: Callable[[Models], None],
-        on_refused: Callable[[str, str], None],
-    ) -> None:
-        self._peek = peek
-        self._resolve = resolve
-        self.current = current
-        self._poll = poll_seconds
-        self._sample = sample
-        self._max_record_bytes = max_record_bytes
-        self._on_ready = on_ready
-        self._on_refused = on_refused
-        self._refused: str | None = None
-        self._pending: str | None = None
-        self._loaded: dict[str, Any] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    peek: Peek
+    resolve: Resolve
+    current: Models
+    poll_seconds: float
+    sample: Callable[[], list[bytes | None]]
+    max_record_bytes: int
+    on_ready: Callable[[Models], None]
+    on_refused: Callable[[str, str], None]
+    _refused: str | None = field(default=None, init=False)
+    _pending: str | None = field(default=None, init=False)
+    _loaded: dict[str, Any] = field(default_factory=dict, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
 
     def start(self) -> AliasFollower:
         self._thread = threading.Thread(target=self._run, name="alias-follower", daemon=True)
@@ -130,7 +120,7 @@ class AliasFollower:
                 close()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._poll):
+        while not self._stop.wait(self.poll_seconds):
             if self._pending is not None:
                 continue  # a vetted candidate waits for its batch boundary
             try:
@@ -141,7 +131,7 @@ class AliasFollower:
     def check(self) -> Models | None:
         """One poll: the vetted candidate handed to ``on_ready``, or None."""
         try:
-            key = self._peek()
+            key = self.peek()
         except StreamerError as exc:
             log.warning('model alias lookup failed; retrying error="%s"', exc)
             return None
@@ -150,7 +140,7 @@ class AliasFollower:
         if key in (self.current.identity(), self._refused):
             return None
         try:
-            candidate = self._resolve()
+            candidate = self.resolve()
         except StreamerError as exc:
             self._refuse(key, f"cannot resolve it: {exc}")
             return None
@@ -171,7 +161,7 @@ class AliasFollower:
             return None
         log.info('model version accepted candidate="%s" current="%s"', key, self.current.identity())
         self._pending = key
-        self._on_ready(candidate)
+        self.on_ready(candidate)
         return candidate
 
     def _refuse(self, key: str, reason: str) -> None:
@@ -185,18 +175,18 @@ class AliasFollower:
             self.current.identity(),
             reason,
         )
-        self._on_refused(key, reason)
+        self.on_refused(key, reason)
 
     def _vet(self, candidate: Models) -> list[str]:
         pairs = _pairs(self.current, candidate)
         problems = [f"{name}: {p}" for name, old, new in pairs for p in incompatibilities(old, new)]
         if problems:
             return problems
-        values = self._sample()
+        values = self.sample()
         if not values:
             return []
         for name, old, new in pairs:
-            failed = sample_failures(old, new, values, self._max_record_bytes, self._loaded)
+            failed = sample_failures(old, new, values, self.max_record_bytes, self._loaded)
             if failed:
                 problems.append(
                     f"{name}: fails {len(failed)} of {len(values)} recent input records the "
