@@ -7,7 +7,8 @@ Reader (``spark.readStream.format("streamer_kafka")``):
 - The driver-side methods (``initialOffset``, ``latestOffset``, ``partitions``) run in one
   long-lived Python process and keep one :class:`~streamer.kafka.admin.OffsetProbe` open.
   ``read`` runs in Python workers on a pickled copy, with no client in the pickle, and
-  reuses one consumer per worker process. Consumers use ``assign``, never a group.
+  reuses one consumer per worker process (:mod:`.pyworker`). Consumers use ``assign``,
+  never a group.
 - One input partition per Kafka partition and offset range; ``read`` yields
   ``pyarrow.RecordBatch``es whose schema is exactly Spark's Arrow form of
   :data:`SOURCE_SCHEMA`.
