@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench.workload import BOOLS, FEATURES, FLOATS, INTS, STRINGS
-from streamer.kafka.pysource import PRODUCER_DEFAULTS as PRODUCER  # what the sink uses
+from streamer.kafka.pyworker import PRODUCER_DEFAULTS as PRODUCER  # what the sink uses
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:

@@ -116,7 +116,7 @@ def _produce(
 
         from bench.workload import event_values, features
         from streamer.kafka.io import Delivery, send
-        from streamer.kafka.pysource import PRODUCER_DEFAULTS
+        from streamer.kafka.pyworker import PRODUCER_DEFAULTS
 
         total = round(rate * seconds)
         bodies = [v.split(b",", 1)[1] for v in event_values(features(min(total, POOL), seed=seed))]
@@ -216,7 +216,7 @@ def _prime(spec: dict, outputs: Sequence[str], timeout: float = 300.0) -> dict[i
     ``outputs``; the priming events per partition (the first offsets of each)."""
     from bench.workload import event_values, features
     from streamer.kafka.io import produce_all
-    from streamer.kafka.pysource import PRODUCER_DEFAULTS
+    from streamer.kafka.pyworker import PRODUCER_DEFAULTS
 
     values = event_values(features(PRIME_ROUNDS * PRIME_EVENTS, seed=spec["seed"] + 1), 0, "prime")
     deadline = time.monotonic() + timeout

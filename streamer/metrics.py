@@ -29,7 +29,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 from streamer.kafka.jvm_backend import is_fenced
 from streamer.offsets import Offsets, format_offsets, merge_offsets, parse_offsets
 from streamer.offsets.core import lag as offsets_lag
-from streamer.scoring.parse import REASONS
+from streamer.scoring.records import REASONS
 
 log = logging.getLogger(__name__)
 

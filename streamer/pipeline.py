@@ -41,10 +41,10 @@ from pyspark.sql.streaming import StreamingQuery
 from streamer import metrics
 from streamer.kafka.backend import SOURCE_COLUMNS, KafkaBackend
 from streamer.offsets import Offsets
-from streamer.scoring.groups import GroupedModels, Models, grouped_scores, specs_of
-from streamer.scoring.model import ModelSpec
+from streamer.scoring.model import Models, ModelSpec
 from streamer.scoring.schema import sample_value
-from streamer.scoring.udf import Scorer, ScoringSettings, make_scoring_udf
+from streamer.scoring.scorer import ScoringSettings
+from streamer.scoring.udf import make_scoring_udf
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,11 @@ def read_scored(
     need a shuffle (``applyInPandas`` by group), so they always take the second path. The
     records in Kafka are the same either way.
     """
-    if isinstance(models, GroupedModels):
-        scored = grouped_scores(backend.read_stream(spark, **read), models, scoring)
-    else:
-        scorer = Scorer(models, scoring, shadow=shadow)
-        if produced_in_source(backend, models):
-            scored = backend.read_stream(spark, scorer=scorer, produce=not dry_run, **read)
-            return metrics.observe(scored).select("topic", "key", "value")
-        source = backend.read_stream(spark, **read)
-        udf = make_scoring_udf(scorer)
-        # one output or dead letter per record, so the record's headers can ride beside it
-        extra = [c for c in source.columns if c not in SOURCE_COLUMNS]
-        scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r"), *extra)
-        scored = scored.select("r.*", *extra)
+    scorer = models.scorer(scoring, shadow=shadow) if backend.scores_in_source else None
+    if scorer is not None:
+        scored = backend.read_stream(spark, scorer=scorer, produce=not dry_run, **read)
+        return metrics.observe(scored).select("topic", "key", "value")
+    scored = models.scores(backend.read_stream(spark, **read), scoring, shadow=shadow)
     scored = metrics.observe(scored)
     sink = ["topic", "key", "value", *(["headers"] if "headers" in scored.columns else [])]
     if shadow is None or scoring.shadow_topic is None:
@@ -110,7 +102,7 @@ def read_scored(
 
 def produced_in_source(backend: KafkaBackend, models: Models) -> bool:
     """Whether :func:`read_scored` leaves nothing for the sink to write."""
-    return backend.scores_in_source and isinstance(models, ModelSpec)
+    return backend.scores_in_source and models.group_by is None
 
 
 def start_query(
@@ -285,7 +277,7 @@ def warm_up_workers(
     models are loaded (up to ``cache_size`` of them) but not sampled.
     """
     started = time.perf_counter()
-    specs = specs_of(models)
+    specs = models.served()
     room = scoring.cache_size - (1 if shadow is not None else 0)
     specs = specs[:room] + ([shadow] if shadow is not None else [])
     loads = [(s.ship_name, s.env_manager) for s in specs]
@@ -307,7 +299,8 @@ def warm_up_workers(
         yield from batches
 
     source = source.mapInPandas(load_model, source.schema)
-    if not isinstance(models, ModelSpec):
+    scorer = models.scorer(scoring, shadow=shadow)
+    if scorer is None:
         source.count()
         log.info(
             'models warmed up models="%d" partitions="%d" seconds="%.2f"',
@@ -316,7 +309,7 @@ def warm_up_workers(
             time.perf_counter() - started,
         )
         return {}
-    udf = make_scoring_udf(Scorer(models, scoring, shadow=shadow))
+    udf = make_scoring_udf(scorer)
     scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
     destination = F.coalesce(F.col("reason"), F.col("topic"))
     counted = scored.groupBy(destination.alias("to")).agg(F.count("*").alias("n")).collect()

@@ -29,9 +29,8 @@ from streamer.kafka.reach import reach
 from streamer.metrics import RunStats
 from streamer.offsets import Offsets, OffsetsListener, merge_offsets, parse_offsets
 from streamer.pipeline import StreamSettings, start_query
-from streamer.scoring.groups import Models
-from streamer.scoring.model import ModelSpec
-from streamer.scoring.udf import ScoringSettings
+from streamer.scoring.model import Models, ModelSpec
+from streamer.scoring.scorer import ScoringSettings
 
 log = logging.getLogger(__name__)
 

@@ -48,9 +48,7 @@ from streamer.offsets.startup import StartPlan, plan_start
 from streamer.offsets.stores import store_for
 from streamer.pipeline import StreamSettings
 from streamer.query import Query, check_topics
-from streamer.scoring.follow import identity
-from streamer.scoring.groups import Models
-from streamer.scoring.model import ModelSpec
+from streamer.scoring.model import Models, ModelSpec
 from streamer.scoring.swap import ModelSwapper
 from streamer.session import build_session
 
@@ -373,8 +371,8 @@ class Service:
             cfg.kafka.input_topic,
             cfg.kafka.output_topic,
             cfg.kafka.dead_letter_topic,
-            identity(self.model),
-            identity(self.shadow) if self.shadow else "-",
+            self.model.identity() if self.model else "-",
+            self.shadow.identity() if self.shadow else "-",
             cfg.model.follow_alias,
             cfg.spark.trigger,
         )

@@ -24,16 +24,17 @@ from streamer.metrics import ServiceMetrics
 from streamer.offsets import format_offsets
 from streamer.pipeline import warm_up_workers
 from streamer.query import Query, check_topics
-from streamer.scoring.follow import AliasFollower, identity
-from streamer.scoring.groups import Models, peek_groups, resolve_groups, ship_groups, specs_of
+from streamer.scoring.follow import AliasFollower
+from streamer.scoring.groups import peek_groups, resolve_groups
 from streamer.scoring.model import (
+    Models,
     ModelSpec,
     pin_model_uri,
     registry_client,
     resolve_model,
     ship_model,
 )
-from streamer.scoring.udf import ScoringSettings
+from streamer.scoring.scorer import ScoringSettings
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,12 @@ class ModelSwapper:
         }
 
     def _ship(self, models: Models) -> None:
-        if isinstance(models, ModelSpec):
-            ship_model(self.spark, models)
-        else:
-            ship_groups(self.spark, models)
+        models.ship(self.spark)
 
     def _set_model_info(self, models: Models) -> None:
         info = self.metrics.model_info
         info.clear()
-        for spec in specs_of(models):
+        for spec in models.served():
             info.labels(name=spec.name, version=spec.version, uri=spec.uri).set(1)
 
     def _resolve_shadow(self) -> ModelSpec | None:
@@ -221,8 +219,8 @@ class ModelSwapper:
             self.follower.swapped(candidate)
         log.info(
             'model swapped from="%s" to="%s" at="%s" query="%s" seconds="%.2f"',
-            identity(old),
-            identity(candidate),
+            old.identity(),
+            candidate.identity(),
             format_offsets(position),
             query.name,
             time.monotonic() - started,
@@ -234,7 +232,7 @@ class ModelSwapper:
         log.error(
             '%s candidate="%s" error="%s"',
             why,
-            identity(candidate),
+            candidate.identity(),
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         )
         self.metrics.model_swaps.labels(outcome="refused").inc()
