@@ -342,10 +342,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from contextlib import ExitStack
 
-    from streamer.demo import ensure_model
     from streamer.jvm import JvmPaths
     from streamer.kafka.broker import embedded_broker
-    from streamer.synthetic import events as synthetic_events
+    from streamer.tools.demo import ensure_model
+    from streamer.tools.synthetic import events as synthetic_events
 
     work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)

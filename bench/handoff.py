@@ -200,7 +200,7 @@ def run_switches(
     """Run the service through ``switches`` (each one of :data:`KINDS`) while events flow.
     ``offsets``: the config's offsets section (default: a file store in ``work``); the lease
     lives beside the offsets, so an S3 store puts the lease on S3 too."""
-    from streamer.synthetic import events as synthetic_events
+    from streamer.tools.synthetic import events as synthetic_events
 
     unknown = [s for s in switches if s not in KINDS]
     if unknown:
@@ -395,9 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from contextlib import ExitStack
 
-    from streamer.demo import ensure_model
     from streamer.jvm import JvmPaths
     from streamer.kafka.broker import embedded_broker
+    from streamer.tools.demo import ensure_model
 
     work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)

@@ -222,7 +222,7 @@ def _broker_parser(commands: Any) -> None:
 
 
 def _compare_parser(commands: Any, env: Mapping[str, str], config_help: str) -> None:
-    from streamer.compare import KINDS
+    from streamer.tools.compare import KINDS
 
     compare = commands.add_parser(
         "compare",
@@ -283,7 +283,7 @@ def _compare_parser(commands: Any, env: Mapping[str, str], config_help: str) -> 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     from pathlib import Path
 
-    from streamer.demo import run_demo
+    from streamer.tools.demo import run_demo
 
     configure_logging("WARNING", "text")
     events = args.events
@@ -324,7 +324,7 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str]) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from streamer.train import train_and_register
+    from streamer.tools.train import train_and_register
 
     configure_logging("INFO", "auto")
     trained = train_and_register(
@@ -344,7 +344,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
-    from streamer.producer import produce_synthetic
+    from streamer.tools.producer import produce_synthetic
 
     configure_logging("INFO", "auto")
     stop = threading.Event()
@@ -367,7 +367,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    from streamer.compare import (
+    from streamer.tools.compare import (
         KINDS,
         CompareError,
         compare,

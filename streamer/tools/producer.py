@@ -18,7 +18,7 @@ from confluent_kafka import Producer
 
 from streamer.errors import KafkaIOError
 from streamer.kafka.admin import client_config
-from streamer.synthetic import Event, events
+from streamer.tools.synthetic import Event, events
 
 log = logging.getLogger(__name__)
 

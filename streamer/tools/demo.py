@@ -26,9 +26,9 @@ from streamer.config import load_config
 from streamer.jvm import JvmPaths
 from streamer.kafka.admin import create_topics
 from streamer.kafka.broker import embedded_broker, free_port
-from streamer.live import LiveView, ResultTail, Status
-from streamer.producer import Produced, produce_synthetic
 from streamer.service import Service
+from streamer.tools.live import LiveView, ResultTail, Status
+from streamer.tools.producer import Produced, produce_synthetic
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class DemoSummary:
 def ensure_model(work_dir: Path) -> tuple[str, str]:
     import mlflow
 
-    from streamer.train import train_and_register
+    from streamer.tools.train import train_and_register
 
     tracking_uri = f"sqlite:///{work_dir / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
