@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from streamer.extras import require
 from streamer.tools.compare.stats import CompareError, Comparison
 
 
@@ -149,11 +150,10 @@ def plot_differences(comparison: Comparison, path: str) -> None:
             "--plot: no matched pair has a numeric score on both sides, nothing to plot "
             "(for object predictions, see --score-column)"
         )
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:
-        raise CompareError("--plot needs matplotlib: pip install matplotlib") from exc
+    require("plot", "compare --plot")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(8, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots()
