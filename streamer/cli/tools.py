@@ -102,7 +102,7 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
     from pathlib import Path
 
     require("demo", "demo")
-    if args.broker == "tansu":
+    if args.broker == "tansu" and not args.bootstrap_servers:
         require("tansu", "demo --broker tansu")
     from streamer.tools.demo import run_demo
 
@@ -176,7 +176,7 @@ def add_train(commands: Any, env: Mapping[str, str]) -> None:
 
 
 def cmd_train(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
-    require("demo", "train")
+    require("train", "train")
     from streamer.tools.train import train_and_register
 
     configure_logging("INFO", "auto")
