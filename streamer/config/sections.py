@@ -187,17 +187,23 @@ class EmrConfig:
     """``streamer deploy emr``: where and how job runs are submitted to EMR on EKS."""
 
     app: str = "streamer"
+    """Names the job runs (``<app>-<color>-...``) and tags them ``app``."""
     virtual_cluster_id: str = ""
     execution_role_arn: str = ""
     release_label: str = "emr-spark-8.0.0-latest"
     image: str = ""
+    """The job's container image (``spark.kubernetes.container.image``)."""
     entry_point: str = "local:///opt/streamer/entrypoint.py"
     config_path: str = "/opt/streamer/conf/emr.yaml"
+    """The config inside the image: the job runs ``streamer run --config <config_path>``."""
     spark_submit_parameters: str = ""
+    """Added after the Arrow settings and the image."""
     log_uri: str | None = None
     log_group: str | None = None
     state_path: str = "./state/deployments.json"
+    """The deployment state: a local file or ``s3://bucket/key``."""
     template: str = "deploy/emr-eks/job-run.json.tmpl"
+    """The StartJobRun request, a JSON template with ``${placeholders}``."""
     promote_timeout_seconds: float = 900.0
     poll_seconds: float = 10.0
     max_attempts: int = 5
