@@ -14,6 +14,7 @@ from streamer.offsets.core import lag as offsets_lag
 
 log = logging.getLogger(__name__)
 
+
 class LagMonitor:
     """Measures consumer lag (broker latest minus persisted offset) on its own thread.
 

@@ -38,4 +38,3 @@ def _observed_columns() -> list[Column]:
 def observe(scored: DataFrame) -> DataFrame:
     """Attach the per-batch observation to the scored stream (before the sink)."""
     return scored.observe(OBSERVATION, *_observed_columns())
-

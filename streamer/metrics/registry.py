@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -49,16 +50,23 @@ class ServiceMetrics:
     """One service's metrics, in their own registry (so runs in one process stay apart)."""
 
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
-        self.batches = Counter("streamer_batches", "Completed micro-batches", registry=r)
-        self.input_rows = Counter(
-            "streamer_input_rows", "Records read from the input topic", registry=r
+        self.registry = CollectorRegistry()
+        self._counter = partial(Counter, registry=self.registry)
+        self._gauge = partial(Gauge, registry=self.registry)
+        self._stream_metrics()
+        self._model_metrics()
+        self._handoff_metrics()
+
+    def _stream_metrics(self) -> None:
+        """The micro-batches: rows in and out, durations, latency, lag, the offset store."""
+        counter, gauge = self._counter, self._gauge
+        self.batches = counter("streamer_batches", "Completed micro-batches")
+        self.input_rows = counter("streamer_input_rows", "Records read from the input topic")
+        self.output_rows = counter(
+            "streamer_output_rows", "Predictions written to the output topic"
         )
-        self.output_rows = Counter(
-            "streamer_output_rows", "Predictions written to the output topic", registry=r
-        )
-        self.dead_letters = Counter(
-            "streamer_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r
+        self.dead_letters = counter(
+            "streamer_dead_letters", "Records sent to the dead-letter topic", ["reason"]
         )
         for reason in REASONS:
             self.dead_letters.labels(reason=reason)
@@ -66,107 +74,95 @@ class ServiceMetrics:
             "streamer_batch_duration_seconds",
             "Micro-batch duration (triggerExecution)",
             buckets=BATCH_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
-        self.phase = Gauge(
+        self.phase = gauge(
             "streamer_batch_phase_seconds",
             "Duration of each phase of the last micro-batch",
             ["phase"],
-            registry=r,
         )
-        self.input_rate = Gauge(
-            "streamer_input_rows_per_second", "Input rate of the last micro-batch", registry=r
+        self.input_rate = gauge(
+            "streamer_input_rows_per_second", "Input rate of the last micro-batch"
         )
-        self.processing_rate = Gauge(
-            "streamer_processed_rows_per_second",
-            "Processing rate of the last micro-batch",
-            registry=r,
+        self.processing_rate = gauge(
+            "streamer_processed_rows_per_second", "Processing rate of the last micro-batch"
         )
-        self.lag = Gauge(
+        self.lag = gauge(
             "streamer_consumer_lag",
             "Broker's latest offset minus the persisted offset, per input partition",
             ["topic", "partition"],
-            registry=r,
         )
         self.e2e_latency = _AccumulatedHistogram(
             "streamer_end_to_end_latency_seconds",
             "Scoring time minus the Kafka record timestamp, per scored record",
             LATENCY_BUCKETS,
         )
-        r.register(self.e2e_latency)
-        self.last_batch = Gauge(
+        self.registry.register(self.e2e_latency)
+        self.last_batch = gauge(
             "streamer_last_batch_timestamp_seconds",
             "When the last micro-batch completed (Unix time)",
-            registry=r,
         )
-        self.model_info = Gauge(
-            "streamer_model_info", "The model being served", ["name", "version", "uri"], registry=r
-        )
-        self.offset_store_failures = Counter(
+        self.query_active = gauge("streamer_query_active", "1 while the streaming query runs")
+        self.offset_store_failures = counter(
             "streamer_offset_store_failures",
             "Offset persists that failed (retried with the next progress event)",
             ["store"],
-            registry=r,
         )
-        self.offsets_skipped = Counter(
+        self.offsets_skipped = counter(
             "streamer_offsets_skipped_events",
             "Events skipped at start-up because the broker no longer held them",
             ["topic"],
-            registry=r,
         )
-        self.model_loads = Counter(
-            "streamer_model_loads", "Model loads by Python worker processes", registry=r
+
+    def _model_metrics(self) -> None:
+        """The model served, its loads and swaps, and the shadow beside it."""
+        counter, gauge = self._counter, self._gauge
+        self.model_info = gauge(
+            "streamer_model_info", "The model being served", ["name", "version", "uri"]
         )
-        self.shadow_enabled = Gauge(
-            "streamer_shadow_enabled",
-            "1 while a shadow model scores beside the model; 0 when configured but off",
-            registry=r,
-        )
-        self.shadow_outputs = Counter(
-            "streamer_shadow_outputs",
-            "Shadow model records produced to the shadow topic",
-            registry=r,
-        )
-        self.shadow_failures = Counter(
-            "streamer_shadow_failures",
-            "Parsed records without a shadow record: not scored, or dropped (never the output's)",
-            registry=r,
-        )
-        self.model_swaps = Counter(
+        self.model_loads = counter("streamer_model_loads", "Model loads by Python worker processes")
+        self.model_swaps = counter(
             "streamer_model_swaps",
             "New model versions seen by model.follow_alias: swapped in, or refused by validation",
             ["outcome"],
-            registry=r,
         )
         for outcome in ("swapped", "refused"):
             self.model_swaps.labels(outcome=outcome)
-        self.query_active = Gauge(
-            "streamer_query_active", "1 while the streaming query runs", registry=r
+        self.shadow_enabled = gauge(
+            "streamer_shadow_enabled",
+            "1 while a shadow model scores beside the model; 0 when configured but off",
         )
-        self.lease_epoch = Gauge(
-            "streamer_lease_epoch", "Epoch of the handoff lease this instance holds", registry=r
+        self.shadow_outputs = counter(
+            "streamer_shadow_outputs", "Shadow model records produced to the shadow topic"
         )
-        self.handoffs = Counter(
+        self.shadow_failures = counter(
+            "streamer_shadow_failures",
+            "Parsed records without a shadow record: not scored, or dropped (never the output's)",
+        )
+
+    def _handoff_metrics(self) -> None:
+        """The blue-green handoff: the lease held, and what the last handoff cost."""
+        counter, gauge = self._counter, self._gauge
+        self.lease_epoch = gauge(
+            "streamer_lease_epoch", "Epoch of the handoff lease this instance holds"
+        )
+        self.handoffs = counter(
             "streamer_handoffs",
             "Leases acquired, by how: new, released (handed over) or stale (after timeout)",
             ["how"],
-            registry=r,
         )
-        self.handoff_gap = Gauge(
+        self.handoff_gap = gauge(
             "streamer_handoff_gap_seconds",
             "Last handoff: from the previous owner's last output batch to this one's first",
-            registry=r,
         )
-        self.handoff_lost = Gauge(
+        self.handoff_lost = gauge(
             "streamer_handoff_lost_events",
             "Last handoff: events between the previous owner's end and this one's start",
-            registry=r,
         )
-        self.handoff_duplicates = Gauge(
+        self.handoff_duplicates = gauge(
             "streamer_handoff_duplicate_events",
             "Last handoff: events the previous owner had read that this one reads again "
             "(exact when released, an upper bound after a stale takeover)",
-            registry=r,
         )
 
     def exported_names(self) -> set[str]:
@@ -208,4 +204,3 @@ class ServiceMetrics:
             int(observed["e2e_count"]),
             float(observed["e2e_sum_ms"]) / 1000.0,
         )
-

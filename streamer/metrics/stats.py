@@ -18,6 +18,7 @@ from streamer.scoring.parse import REASONS
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Totals:
     """What a run has done so far, as seen by completed micro-batches."""
@@ -182,4 +183,3 @@ class RunStats(StreamingQueryListener):
             self.query_name = query_name
             self.query_id = None
             self._totals.last_batch_id = -1
-

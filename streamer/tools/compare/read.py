@@ -16,7 +16,6 @@ from streamer.tools.compare.stats import CompareError, Side
 log = logging.getLogger(__name__)
 
 
-
 def read_sides(
     bootstrap_servers: str,
     client: Mapping[str, Any],
