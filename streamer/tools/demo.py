@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from streamer.config import load_config
+from streamer.config import Config, load_config
 from streamer.jvm import JvmPaths
 from streamer.kafka.admin import create_topics
 from streamer.kafka.broker import embedded_broker, free_port
@@ -92,36 +92,19 @@ def run_demo(
     with contextlib.ExitStack() as stack:
         broker_is_embedded = bootstrap is None
         if bootstrap is None:
-            name = {"kafka": "Apache Kafka", "tansu": "tansu"}.get(broker_kind, broker_kind)
-            print(f"demo: starting an embedded {name} broker", file=out, flush=True)
-            broker = stack.enter_context(embedded_broker(broker_kind, jars_root=jvm.cache))
-            bootstrap = broker.bootstrap_servers
-            print(f"demo: embedded {name} at {bootstrap}", file=out, flush=True)
+            bootstrap = _start_broker(stack, broker_kind, jvm, out)
         create_topics(bootstrap, {}, {INPUT: PARTITIONS, OUTPUT: PARTITIONS, DEAD: 1})
         print("demo: preparing the model (trained once, then reused)", file=out, flush=True)
         model_uri, tracking_uri = ensure_model(work_dir)
 
         prefix = f"demo-{uuid.uuid4().hex[:6]}"
-        config = load_config(
-            None,
-            env={
-                **{k: v for k, v in env.items() if k.startswith("STREAMER_")},
-                "STREAMER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-                "STREAMER_MODEL__URI": model_uri,
-                "STREAMER_MODEL__TRACKING_URI": tracking_uri,
-                "STREAMER_MODEL__THRESHOLD": env.get("STREAMER_MODEL__THRESHOLD", "0.5"),
-                "STREAMER_MODEL__SCORE_COLUMN": "1",
-                "STREAMER_SPARK__CHECKPOINT_DIR": str(work_dir),
-                # tansu's ListOffsets bug: take the end from fetch responses there
-                "STREAMER_KAFKA__END_OFFSETS": "fetch" if broker_kind == "tansu" else "list",
-                "STREAMER_METRICS__HOST": "127.0.0.1",
-                "STREAMER_METRICS__PORT": env.get("STREAMER_METRICS__PORT", str(free_port())),
-                # The embedded broker starts empty, so its runs start over; on a real broker
-                # the demo resumes where the last demo run stopped.
-                "STREAMER_OFFSETS__PATH": str(
-                    work_dir / "offsets" / (prefix if broker_is_embedded else "external")
-                ),
-            },
+        # The embedded broker starts empty, so its runs start over; on a real broker the
+        # demo resumes where the last demo run stopped.
+        offsets = work_dir / "offsets" / (prefix if broker_is_embedded else "external")
+        # tansu's ListOffsets bug: take the end from fetch responses there
+        end_offsets = "fetch" if broker_kind == "tansu" else "list"
+        config = _demo_config(
+            env, bootstrap, model_uri, tracking_uri, work_dir, offsets, end_offsets
         )
         service = Service(config, jvm=jvm)
         stack.callback(service.stop)
@@ -155,54 +138,110 @@ def run_demo(
             stop=stop_producing,
             on_progress=lambda p: progress.update(latest=p),
         )
-        grace: float | None = None
         with LiveView(out, interactive) as view:
-            while True:
-                snap = tail.snapshot()
-                view.update(_status(service, progress, produced), snap)
-                if abort.is_set():
-                    break
-                if stop.is_set():
-                    stop_producing.set()  # then drain what was produced
-                if produced.done():
-                    if produced.exception() is not None:
-                        break
-                    total = produced.result().count
-                    if snap.scored + snap.dead_letters >= total:
-                        break
-                    grace = grace or time.monotonic() + 120
-                    if time.monotonic() > grace:
-                        break
-                if service.query is None or not service.query.isActive:
-                    break
-                time.sleep(0.25)
+            _watch(service, tail, view, progress, produced, stop, abort, stop_producing)
         stop_producing.set()
         result = service.stop()
         if result.error:
             print(f"demo: the query failed: {result.error.splitlines()[0]}", file=out)
-        sent = produced.result(timeout=180)
-        tail.drain()
-        if tail.error:
-            print(f"demo: reading results failed, counts are incomplete: {tail.error}", file=out)
-        final = tail.snapshot()
-        for record in final.flagged:
-            print(
-                f"demo: flagged {record['key']} p(fraud)={record['prediction']['1']:.3f} "
-                f"partition={record['source']['partition']} offset={record['source']['offset']}",
-                file=out,
-            )
-        if tail.dead_reasons:
-            print(f"demo: dead letters by reason {dict(tail.dead_reasons)}", file=out)
-        print(f"demo: injected malformed={sent.malformed}", file=out)
-        seen = tail.seen
-        return DemoSummary(
-            produced=sent.count,
-            scored=final.scored,
-            dead_letters=final.dead_letters,
-            lost=len(sent.ids - set(seen)),
-            duplicates=sum(c - 1 for c in seen.values() if c > 1),
-        )
+        return _summarise(tail, produced.result(timeout=180), out)
     raise AssertionError("unreachable")
+
+
+def _start_broker(stack: contextlib.ExitStack, kind: str, jvm: JvmPaths, out: TextIO) -> str:
+    """An embedded broker of ``kind``, stopped when ``stack`` closes; its bootstrap servers."""
+    name = {"kafka": "Apache Kafka", "tansu": "tansu"}.get(kind, kind)
+    print(f"demo: starting an embedded {name} broker", file=out, flush=True)
+    broker = stack.enter_context(embedded_broker(kind, jars_root=jvm.cache))
+    print(f"demo: embedded {name} at {broker.bootstrap_servers}", file=out, flush=True)
+    return str(broker.bootstrap_servers)
+
+
+def _demo_config(
+    env: Mapping[str, str],
+    bootstrap: str,
+    model_uri: str,
+    tracking_uri: str,
+    work_dir: Path,
+    offsets: Path,
+    end_offsets: str,
+) -> Config:
+    """The demo's settings over the user's ``STREAMER_*`` variables."""
+    return load_config(
+        None,
+        env={
+            **{k: v for k, v in env.items() if k.startswith("STREAMER_")},
+            "STREAMER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "STREAMER_MODEL__URI": model_uri,
+            "STREAMER_MODEL__TRACKING_URI": tracking_uri,
+            "STREAMER_MODEL__THRESHOLD": env.get("STREAMER_MODEL__THRESHOLD", "0.5"),
+            "STREAMER_MODEL__SCORE_COLUMN": "1",
+            "STREAMER_SPARK__CHECKPOINT_DIR": str(work_dir),
+            "STREAMER_KAFKA__END_OFFSETS": end_offsets,
+            "STREAMER_METRICS__HOST": "127.0.0.1",
+            "STREAMER_METRICS__PORT": env.get("STREAMER_METRICS__PORT", str(free_port())),
+            "STREAMER_OFFSETS__PATH": str(offsets),
+        },
+    )
+
+
+def _watch(
+    service: Service,
+    tail: ResultTail,
+    view: LiveView,
+    progress: Mapping[str, Produced],
+    produced: Future,
+    stop: threading.Event,
+    abort: threading.Event,
+    stop_producing: threading.Event,
+) -> None:
+    """Show progress until everything produced is accounted for (two minutes at most after
+    the producer ends), the query stops, the producer fails, or ``abort``. ``stop`` ends the
+    producing only: what was produced still drains."""
+    grace: float | None = None
+    while True:
+        snap = tail.snapshot()
+        view.update(_status(service, progress, produced), snap)
+        if abort.is_set():
+            return
+        if stop.is_set():
+            stop_producing.set()
+        if produced.done():
+            if produced.exception() is not None:
+                return
+            if snap.scored + snap.dead_letters >= produced.result().count:
+                return
+            grace = grace or time.monotonic() + 120
+            if time.monotonic() > grace:
+                return
+        if service.query is None or not service.query.isActive:
+            return
+        time.sleep(0.25)
+
+
+def _summarise(tail: ResultTail, sent: Produced, out: TextIO) -> DemoSummary:
+    """Read the results to their end, print the flagged events, match ids: the summary."""
+    tail.drain()
+    if tail.error:
+        print(f"demo: reading results failed, counts are incomplete: {tail.error}", file=out)
+    final = tail.snapshot()
+    for record in final.flagged:
+        print(
+            f"demo: flagged {record['key']} p(fraud)={record['prediction']['1']:.3f} "
+            f"partition={record['source']['partition']} offset={record['source']['offset']}",
+            file=out,
+        )
+    if tail.dead_reasons:
+        print(f"demo: dead letters by reason {dict(tail.dead_reasons)}", file=out)
+    print(f"demo: injected malformed={sent.malformed}", file=out)
+    seen = tail.seen
+    return DemoSummary(
+        produced=sent.count,
+        scored=final.scored,
+        dead_letters=final.dead_letters,
+        lost=len(sent.ids - set(seen)),
+        duplicates=sum(c - 1 for c in seen.values() if c > 1),
+    )
 
 
 def _status(service: Service, progress: Mapping[str, Produced], produced: Future) -> Status:
