@@ -106,19 +106,7 @@ def run_demo(
         config = _demo_config(
             env, bootstrap, model_uri, tracking_uri, work_dir, offsets, end_offsets
         )
-        service = Service(config, jvm=jvm)
-        stack.callback(service.stop)
-        print("demo: starting Spark and the service (the first batch takes ~20 s)", file=out)
-        service.start()
-        if on_service_started is not None:
-            on_service_started()
-        if config.metrics.port:
-            print(
-                f"demo: metrics at http://127.0.0.1:{config.metrics.port}/metrics "
-                "(and /healthz, /readyz)",
-                file=out,
-                flush=True,
-            )
+        service = _start_service(stack, config, jvm, on_service_started, out)
         tail = ResultTail(bootstrap, OUTPUT, DEAD, prefix).start()
         stack.callback(tail.close)
         stop_producing = threading.Event()
@@ -155,6 +143,30 @@ def _start_broker(stack: contextlib.ExitStack, kind: str, jvm: JvmPaths, out: Te
     broker = stack.enter_context(embedded_broker(kind, jars_root=jvm.cache))
     print(f"demo: embedded {name} at {broker.bootstrap_servers}", file=out, flush=True)
     return str(broker.bootstrap_servers)
+
+
+def _start_service(
+    stack: contextlib.ExitStack,
+    config: Config,
+    jvm: JvmPaths,
+    on_started: Callable[[], None] | None,
+    out: TextIO,
+) -> Service:
+    """The service, started; stopped when ``stack`` closes."""
+    service = Service(config, jvm=jvm)
+    stack.callback(service.stop)
+    print("demo: starting Spark and the service (the first batch takes ~20 s)", file=out)
+    service.start()
+    if on_started is not None:
+        on_started()
+    if config.metrics.port:
+        print(
+            f"demo: metrics at http://127.0.0.1:{config.metrics.port}/metrics "
+            "(and /healthz, /readyz)",
+            file=out,
+            flush=True,
+        )
+    return service
 
 
 def _demo_config(
