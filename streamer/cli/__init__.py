@@ -1,8 +1,8 @@
 """The ``streamer`` command. The one place that reads the environment and the config file.
 
 Every flag has an environment fallback, shown in ``--help``. Each subcommand is one entry
-of :data:`COMMANDS`: a function that adds its sub-parser and sets its handler,
-``handler(args, env, out) -> exit code``. A failure ends as one line on stderr, with exit
+of :data:`COMMANDS`: its name, help, flags and handler, ``handler(args, env, out) -> exit
+code``. A failure ends as one line on stderr, with exit
 code 2 for a bad config or flag, 1 for a failure while running (or a missing extra), 130
 for Ctrl-C.
 """
@@ -25,16 +25,17 @@ from streamer.extras import MissingExtraError
 __all__ = ["COMMANDS", "CONFIG_ENV", "config_env", "main"]
 
 COMMANDS: tuple[Callable[[Any, Mapping[str, str]], None], ...] = (
-    runtime.add_run,
-    runtime.add_offsets,
+    runtime.RUN,
+    runtime.OFFSETS,
     runtime.add_deploy,
-    tools.add_demo,
-    tools.add_train,
-    tools.add_produce,
-    tools.add_compare,
-    tools.add_broker,
+    tools.DEMO,
+    tools.TRAIN,
+    tools.PRODUCE,
+    tools.COMPARE,
+    tools.BROKER,
 )
-"""The subcommands, in ``--help`` order; each adds its parser with ``handler`` set."""
+"""The subcommands in ``--help`` order: each adds its parser, with its ``handler``, to the
+sub-parsers (:class:`~streamer.cli.common.Command`; ``deploy`` adds its own tree)."""
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:

