@@ -74,6 +74,7 @@ def test_the_service_and_the_cli_import_without_the_extras():
         import streamer.service, streamer.pipeline, streamer.cli
         hidden = [m for m in sys.modules if m.split(".")[0] in CoreInstall.hidden]
         assert not hidden, hidden
+        assert "streamer.tools" not in sys.modules, "the service imports the user tools"
         print("imported")
         """
     )
