@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.metrics.registry import ServiceMetrics
@@ -15,29 +16,25 @@ from streamer.offsets.core import lag as offsets_lag
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class LagMonitor:
     """Measures consumer lag (broker latest minus persisted offset) on its own thread.
 
     ``position`` returns the durable position (the offsets listener's); partitions without
-    one count from their earliest offset.
+    one count from their earliest offset. The probe comes from ``probe_factory`` on the
+    thread (again after a failure) and is closed when the thread ends.
     """
 
-    def __init__(
-        self,
-        probe_factory: Callable[[], Any],
-        topic: str,
-        position: Callable[[], Offsets],
-        metrics: ServiceMetrics,
-        stats: RunStats,
-        interval: float,
-    ) -> None:
-        self._probe_factory = probe_factory
-        self.topic = topic
-        self._position = position
-        self._metrics = metrics
-        self._stats = stats
-        self.interval = interval
-        self._stop = threading.Event()
+    probe_factory: Callable[[], Any]
+    topic: str
+    position: Callable[[], Offsets]
+    metrics: ServiceMetrics
+    stats: RunStats
+    interval: float
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    _thread: threading.Thread = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, name="streamer-lag", daemon=True)
 
     def start(self) -> LagMonitor:
@@ -54,7 +51,7 @@ class LagMonitor:
         while True:
             try:
                 if probe is None:
-                    probe = self._probe_factory()
+                    probe = self.probe_factory()
                 self.measure(probe)
             except Exception as exc:
                 log.warning('lag measurement failed topic="%s" error="%s"', self.topic, exc)
@@ -65,8 +62,8 @@ class LagMonitor:
 
     def measure(self, probe: Any) -> dict[tuple[str, int], int]:
         tps = probe.partitions([self.topic])
-        lag = offsets_lag(self._position(), probe.earliest(tps), probe.latest(tps))
+        lag = offsets_lag(self.position(), probe.earliest(tps), probe.latest(tps))
         for (t, p), value in lag.items():
-            self._metrics.lag.labels(topic=t, partition=str(p)).set(value)
-        self._stats.lag = lag
+            self.metrics.lag.labels(topic=t, partition=str(p)).set(value)
+        self.stats.lag = lag
         return lag
