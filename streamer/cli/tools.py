@@ -164,14 +164,8 @@ def cmd_train(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> 
     from streamer.tools.train import train_and_register
 
     configure_logging("INFO", "auto")
-    trained = train_and_register(
-        args.tracking_uri,
-        name=args.name,
-        alias=args.alias,
-        rows=args.rows,
-        seed=args.seed,
-        artifact_root=args.artifact_root,
-    )
+    flags = {k: getattr(args, k) for k in ("name", "alias", "rows", "seed", "artifact_root")}
+    trained = train_and_register(args.tracking_uri, **flags)
     print(
         f"trained name={trained.name} version={trained.version} uri={trained.uri} "
         f"auc={trained.auc:.3f}",
