@@ -2,6 +2,6 @@
 
 ``streamer demo``, ``train``, ``produce`` and ``compare`` live here, with what they share:
 the synthetic events, the producer and the demo's live view. The service never imports
-this package; its optional dependencies (the ``demo`` and ``plot`` extras) stay out of the
-core install.
+this package, so the tools' libraries (the ``train``, ``demo`` and ``plot`` extras) stay
+out of the core install.
 """
