@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from contextlib import ExitStack
 
-    from streamer.synthetic import events as synthetic_events
+    from streamer.tools.synthetic import events as synthetic_events
 
     work = new_work_dir(args.work_dir)
     with ExitStack() as stack:

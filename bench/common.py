@@ -78,7 +78,7 @@ def broker_for(args: argparse.Namespace, stack: ExitStack) -> tuple[str, str]:
 def demo_model(work: Path) -> tuple[str, str]:
     """The demo's fraud model, trained and registered under ``work`` once:
     ``(model URI, tracking URI)``."""
-    from streamer.demo import ensure_model
+    from streamer.tools.demo import ensure_model
 
     return ensure_model(work)
 

@@ -206,7 +206,7 @@ def run_switches(
     """Run the service through ``switches`` (each one of :data:`KINDS`) while events flow.
     ``offsets``: the config's offsets section (default: a file store in ``work``); the lease
     lives beside the offsets, so an S3 store puts the lease on S3 too."""
-    from streamer.synthetic import events as synthetic_events
+    from streamer.tools.synthetic import events as synthetic_events
 
     unknown = [s for s in switches if s not in KINDS]
     if unknown:

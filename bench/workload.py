@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from streamer.synthetic import MERCHANT_CATEGORIES
+from streamer.tools.synthetic import MERCHANT_CATEGORIES
 
 MODEL_NAME = "throughput-model"
 MODEL_ALIAS = "bench"
@@ -197,7 +197,7 @@ def train_and_register(
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    from streamer.train import log_classifier
+    from streamer.tools.train import log_classifier
 
     work_dir.mkdir(parents=True, exist_ok=True)
     tracking_uri = f"sqlite:///{work_dir / 'mlflow.db'}"

@@ -25,7 +25,7 @@ from streamer.kafka.admin import create_topics
 from streamer.kafka.apache import ApacheKafkaBroker
 from streamer.kafka.broker import free_port
 from streamer.kafka.secured import SaslSsl, write_certificates
-from streamer.producer import produce_synthetic
+from streamer.tools.producer import produce_synthetic
 from tests.helpers import assert_eventually, consume_all
 from tests.integration.runner import source_positions
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.kafka.io import produce_all
-from streamer.synthetic import Event, events
+from streamer.tools.synthetic import Event, events
 
 log = logging.getLogger(__name__)
 
