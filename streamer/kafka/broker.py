@@ -111,6 +111,7 @@ def embedded_broker(
     jars_root: Path,
     port: int | None = None,
     data_dir: str | Path | None = None,
+    sasl_ssl: bool = False,
 ) -> Any:
     """An embedded broker, not yet started: Apache Kafka (``kafka``, the reference) or
     tansu (``tansu``, a compatibility target). Both are context managers with
@@ -118,7 +119,9 @@ def embedded_broker(
     if kind == "kafka":
         from streamer.kafka.apache import ApacheKafkaBroker
 
-        return ApacheKafkaBroker(jars_root=jars_root, port=port, data_dir=data_dir)
+        return ApacheKafkaBroker(
+            jars_root=jars_root, port=port, data_dir=data_dir, sasl_ssl=sasl_ssl
+        )
     if kind == "tansu":
         if data_dir is not None:
             raise KafkaIOError("the tansu broker keeps its data in memory: drop --data-dir")
