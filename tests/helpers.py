@@ -10,7 +10,7 @@ from typing import TypeVar
 from confluent_kafka import OFFSET_BEGINNING
 
 from streamer.kafka.admin import topic_partitions
-from streamer.kafka.io import produce_all, read_to_end
+from streamer.kafka.io import NotAtEnd, produce_all, read_to_end
 
 T = TypeVar("T")
 
@@ -81,10 +81,13 @@ def consume_topics(
 
     def read_on() -> None:
         ranges = {tp: (start, None) for tp, start in starts.items()}
-        left = max(1.0, deadline - time.monotonic())
-        for message in read_to_end(bootstrap, {}, ranges=ranges, timeout=left):
-            records.append(_record(message))
-            starts[(message.topic(), message.partition())] = message.offset() + 1
+        left = max(10.0, deadline - time.monotonic())  # a busy broker's first fetch takes time
+        try:
+            for message in read_to_end(bootstrap, {}, ranges=ranges, timeout=left):
+                records.append(_record(message))
+                starts[(message.topic(), message.partition())] = message.offset() + 1
+        except NotAtEnd as exc:  # a failure of this check, as the count's is
+            raise AssertionError(f"{len(records)} of {expected} records in {topics}: {exc}") from exc
 
     while True:
         read_on()
