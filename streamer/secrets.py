@@ -53,6 +53,14 @@ SPARK_REDACTION_REGEX = "(?i)" + "|".join(
 Spark redacts a property when the regex matches its name or its value."""
 
 
+SPARK_STRING_REDACTION_REGEX = (
+    r"(?i)password=\"[^\"]*\""
+    r"|(passw(or)?d|secret|passphrase)[\"']?\s*[=:]\s*[\"']?[^\"'\s,;}\]]+"
+)
+"""For ``spark.redaction.string.regex`` (plans and explain output): a JAAS
+``password="..."`` and any ``password=``/``"secret": "..."`` pair in text."""
+
+
 def is_secret(key: str) -> bool:
     """Whether a setting named ``key`` holds a secret (case-insensitive, any prefix).
 

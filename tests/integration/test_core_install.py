@@ -17,9 +17,9 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tests.helpers import assert_eventually, consume_all, produce
+from tests.helpers import produce
 from tests.integration.models import event_records, feature_frame
-from tests.integration.runner import source_positions, write_config
+from tests.integration.runner import outputs_of, source_positions, write_config
 from tests.unit.test_extras import HIDDEN, HOOK
 
 pytestmark = pytest.mark.integration
@@ -94,13 +94,8 @@ def test_run_scores_without_any_extra(
         text=True,
     )
 
-    def scored() -> list:
-        if process.poll() is not None:
-            pytest.fail(f"streamer run exited {process.returncode}: {process.stderr.read()[-3000:]}")
-        return consume_all(kafka_bootstrap, topics["out"], EVENTS, timeout=10)
-
     try:
-        records = assert_eventually(scored, timeout=600)
+        records = outputs_of(process, kafka_bootstrap, topics["out"], EVENTS)
     finally:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=300)

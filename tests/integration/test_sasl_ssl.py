@@ -1,8 +1,8 @@
 """A secured Kafka, for real: Apache Kafka with a SASL_SSL listener (SCRAM-SHA-512, a CA of
 the test's own), reached with settings in the one client dialect (the Java client's names).
 
-``streamer run`` scores over it on both backends, the producer and ``streamer offsets`` use
-it, the lag probe reads it; a wrong password or an untrusted CA ends start-up with one line;
+``streamer run`` scores over it on both backends, a librdkafka producer with the translated
+settings and ``streamer offsets`` use it, the lag probe reads it; a wrong password or an untrusted CA ends start-up with one line;
 and the password appears in no output: logs, metrics, the printed config, ``streamer
 offsets``, Spark's UI (REST) and Spark's event log.
 """
@@ -24,10 +24,11 @@ import yaml
 from streamer.kafka.admin import create_topics
 from streamer.kafka.apache import ApacheKafkaBroker
 from streamer.kafka.broker import free_port
+from streamer.kafka.dialect import to_librdkafka
 from streamer.kafka.secured import SaslSsl, write_certificates
-from streamer.tools.producer import produce_synthetic
-from tests.helpers import assert_eventually, consume_all
-from tests.integration.runner import source_positions
+from tests.helpers import assert_eventually, produce
+from tests.integration.models import event_records
+from tests.integration.runner import outputs_of, source_positions
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +73,7 @@ def _config(tmp_path: Path, access: SaslSsl, topics, model, backend: str, **clie
                 "spark.ui.port": str(free_port()),
                 "spark.eventLog.enabled": "true",
                 "spark.eventLog.dir": str(tmp_path / "events"),
+                "spark.eventLog.compress": "false",  # plain JSON lines, to search
             },
         },
         "logging": {"level": "DEBUG"},
@@ -117,14 +119,17 @@ def test_service_scores_over_sasl_ssl_and_shows_no_secret(
     topics = _topics(secured)
     config = _config(tmp_path, access, topics, fraud_classifier, kafka_backend)
     settings = yaml.safe_load(config.read_text())
-    produced = produce_synthetic(
-        access.bootstrap_servers, topics["in"], client=access.client(), count=EVENTS, seed=3
+    produced = produce(
+        access.bootstrap_servers,
+        topics["in"],
+        event_records(EVENTS, seed=3),
+        **to_librdkafka(access.client()),
     )
-    assert produced.count == EVENTS
+    assert produced == EVENTS
 
     process = _streamer("run", "--config", str(config))
     try:
-        records = consume_all(secured.bootstrap_servers, topics["out"], EVENTS, timeout=600)
+        records = outputs_of(process, secured.bootstrap_servers, topics["out"], EVENTS)
         assert sum(source_positions(records).values()) == EVENTS
         metrics_url = f"http://127.0.0.1:{settings['metrics']['port']}/metrics"
 
