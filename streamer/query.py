@@ -21,11 +21,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from streamer.errors import KafkaIOError
 from streamer.kafka.backend import KafkaBackend
-from streamer.kafka.dialect import to_librdkafka
 from streamer.kafka.jvm_backend import is_fenced
-from streamer.kafka.reach import reach
 from streamer.metrics import RunStats
 from streamer.offsets import Offsets, OffsetsListener, merge_offsets, parse_offsets
 from streamer.pipeline import StreamSettings, start_query
@@ -33,18 +30,6 @@ from streamer.scoring.model import Models, ModelSpec
 from streamer.scoring.scorer import ScoringSettings
 
 log = logging.getLogger(__name__)
-
-
-def check_topics(bootstrap_servers: str, client: Any, topics: list[str]) -> None:
-    """Fail with one clear line, within seconds, when Kafka cannot be reached (down,
-    credentials rejected, TLS failed) or a configured topic does not exist."""
-    existing = reach(bootstrap_servers, to_librdkafka(client)).topics
-    missing = [t for t in topics if t not in existing]
-    if missing:
-        raise KafkaIOError(
-            f"topics {missing} do not exist on {bootstrap_servers}; create them, or fix "
-            "kafka.input_topic / kafka.output_topic / kafka.dead_letter_topic"
-        )
 
 
 class Query:

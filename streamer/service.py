@@ -2,8 +2,9 @@
 then stop at a batch boundary and report what was done.
 
 Start-up order is chosen so that every misconfiguration fails before the query starts:
-config (already loaded by the caller) → Spark session → Kafka backend → topics exist →
-start offsets (:mod:`streamer.offsets.startup`) → model resolved, pinned, validated and
+config (already loaded by the caller) → Kafka reachable and the topics exist
+(:func:`streamer.kafka.reach.check_topics`, before Spark starts) → Spark session → Kafka
+backend → start offsets (:mod:`streamer.offsets.startup`) → model resolved, pinned, validated and
 shipped (:mod:`streamer.scoring.swap`) → listeners → query (:mod:`streamer.query`). With
 ``handoff.color`` the lease (:mod:`streamer.handoff.standby`) is taken after the model is
 warm and before the start offsets are read. Every step that holds something registers its
@@ -41,13 +42,14 @@ from streamer.handoff.standby import Handoff
 from streamer.jvm import JvmPaths, connector_conf
 from streamer.kafka.backend import KafkaBackend
 from streamer.kafka.probe import broker_ends, offset_probe
+from streamer.kafka.reach import check_topics
 from streamer.kafka.selection import select_backend
 from streamer.metrics import LagMonitor, RunStats, ServiceMetrics, Totals
 from streamer.offsets import Offsets, OffsetsListener, OffsetStore, merge_offsets
 from streamer.offsets.startup import StartPlan, plan_start
 from streamer.offsets.stores import store_for
 from streamer.pipeline import StreamSettings
-from streamer.query import Query, check_topics
+from streamer.query import Query
 from streamer.scoring.model import Models, ModelSpec
 from streamer.scoring.swap import ModelSwapper
 from streamer.session import build_session

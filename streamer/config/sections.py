@@ -169,7 +169,7 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class HandoffConfig:
-    """Blue-green handoff through a lease next to the offsets (see ``streamer.deploy.lease``)."""
+    """Blue-green handoff through a lease next to the offsets (see ``streamer.handoff.lease``)."""
 
     color: str | None = None
     """This instance's side, ``blue`` or ``green``; null runs without a lease."""

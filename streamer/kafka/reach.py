@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from streamer.errors import KafkaIOError
+from streamer.kafka.admin import client_config
 
 _QUIET = logging.getLogger(f"{__name__}.librdkafka")
 _QUIET.disabled = True
@@ -44,13 +45,14 @@ def reach(
     timeout: float = 15.0,
     grace: float = 5.0,
 ) -> ClusterMetadata:
-    """Cluster metadata from ``bootstrap_servers`` with librdkafka settings ``client``.
+    """Cluster metadata from ``bootstrap_servers`` with ``kafka.client`` settings ``client``
+    (the Java client's names).
 
     Rejected credentials and TLS failures raise at once; a broker that is down or
     unresolvable raises after ``grace`` seconds without an answer; anything else after
     ``timeout``."""
     errors: list[KafkaError] = []
-    conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, **client}
+    conf = client_config(bootstrap_servers, client)
     conf["error_cb"] = errors.append
     admin = AdminClient(conf, logger=_QUIET)
     started = time.monotonic()
@@ -82,3 +84,15 @@ def _reason(error: KafkaError) -> str:
     text = error.str()
     _, sep, rest = text.partition("/bootstrap: ")
     return (rest if sep else text).strip()
+
+
+def check_topics(bootstrap_servers: str, client: Any, topics: list[str]) -> None:
+    """Fail with one clear line, within seconds, when Kafka cannot be reached (down,
+    credentials rejected, TLS failed) or a configured topic does not exist."""
+    existing = reach(bootstrap_servers, client).topics
+    missing = [t for t in topics if t not in existing]
+    if missing:
+        raise KafkaIOError(
+            f"topics {missing} do not exist on {bootstrap_servers}; create them, or fix "
+            "kafka.input_topic / kafka.output_topic / kafka.dead_letter_topic"
+        )

@@ -1,7 +1,7 @@
 """What travels through the scoring step: a chunk of Kafka records, column by column.
 
 A chunk holds one column per source field (no object per record), as the Kafka source
-reads them (:func:`streamer.kafka.chunks.read_chunks`) or as a pandas UDF receives them
+reads them (:func:`streamer.kafka.pyworker.read_chunks`) or as a pandas UDF receives them
 (:meth:`Chunk.from_pandas`).
 """
 

@@ -164,7 +164,7 @@ def _preflight(local_path: str, env_manager: str) -> str | None:
         if uv is None:
             raise ModelError(
                 "model.env_manager = 'uv' needs the uv binary: install it into the service's "
-                "environment (pip install uv) or put it on PATH"
+                "environment (pip install 'streamer[envs]') or put it on PATH"
             )
         found = subprocess.run(
             [uv, "python", "find", "--no-python-downloads", version],

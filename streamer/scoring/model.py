@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from streamer.errors import ModelError, root_cause
-from streamer.kafka import SOURCE_COLUMNS
+from streamer.kafka.backend import SOURCE_COLUMNS
 from streamer.scoring import envs
 from streamer.scoring.predictions import normalize_predictions, scores_for_threshold
 from streamer.scoring.schema import signature_to_schema

@@ -20,10 +20,11 @@ from pyspark.sql import SparkSession
 from streamer.config import Config
 from streamer.errors import StreamerError
 from streamer.kafka.probe import recent_values
+from streamer.kafka.reach import check_topics
 from streamer.metrics import ServiceMetrics
 from streamer.offsets import format_offsets
 from streamer.pipeline import warm_up_workers
-from streamer.query import Query, check_topics
+from streamer.query import Query
 from streamer.scoring.follow import AliasFollower
 from streamer.scoring.groups import peek_groups, resolve_groups
 from streamer.scoring.model import (

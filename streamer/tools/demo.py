@@ -25,7 +25,8 @@ from typing import TextIO
 from streamer.config import Config, load_config
 from streamer.jvm import JvmPaths
 from streamer.kafka.admin import create_topics
-from streamer.kafka.broker import embedded_broker, free_port
+from streamer.kafka.broker import embedded_broker
+from streamer.kafka.processes import free_port
 from streamer.service import Service
 from streamer.tools.live import LiveView, ResultTail, Status
 from streamer.tools.producer import Produced, produce_synthetic

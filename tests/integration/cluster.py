@@ -29,7 +29,7 @@ from typing import IO
 
 import pytest
 
-from streamer.kafka.broker import free_port
+from streamer.kafka.processes import free_port
 from tests.helpers import assert_eventually
 
 WORKERS = 2

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from streamer.config import Config
-from streamer.kafka.broker import free_port
+from streamer.kafka.processes import free_port
 from tests.helpers import assert_eventually
 from tests.integration.cluster import spark_cluster  # noqa: F401 (a fixture)
 from tests.integration.models import register_classifier, register_regressor

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamer.kafka.broker import free_port
+from streamer.kafka.processes import free_port
 from tests.helpers import assert_eventually, produce
 from tests.integration.models import event_records
 from tests.integration.runner import Running

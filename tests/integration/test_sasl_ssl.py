@@ -23,8 +23,8 @@ import yaml
 
 from streamer.kafka.admin import create_topics
 from streamer.kafka.apache import ApacheKafkaBroker
-from streamer.kafka.broker import free_port
 from streamer.kafka.dialect import to_librdkafka
+from streamer.kafka.processes import free_port
 from streamer.kafka.secured import SaslSsl, write_certificates
 from tests.helpers import assert_eventually, produce
 from tests.integration.models import event_records
