@@ -36,11 +36,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from bench.common import (
+    consumed,
+    demo_model,
+    new_work_dir,
+    start_broker,
+    start_service,
+    write_config,
+    write_results,
+)
 from streamer.kafka.admin import OffsetProbe, create_topics
-from streamer.offsets.stores import FileStore, OffsetStore
+from streamer.offsets.stores import FileStore
 
 PARTITIONS = 4
 
@@ -64,66 +72,11 @@ class ChaosReport:
         return self.kills * 2 * self.max_offsets_per_trigger
 
 
-def write_config(
-    work: Path,
-    bootstrap: str,
-    topics: dict[str, str],
-    model: tuple[str, str],
-    max_offsets: int,
-    **sections: dict[str, object],
-) -> Path:
-    """The service config for a bench run in ``work``; ``sections`` add or override keys."""
-    path = work / "streamer.yaml"
-    document: dict[str, dict[str, object]] = {
-        "kafka": {
-            "bootstrap_servers": bootstrap,
-            "input_topic": topics["in"],
-            "output_topic": topics["out"],
-            "dead_letter_topic": topics["dlq"],
-            "backend": "python",
-        },
-        "model": {"uri": model[0], "tracking_uri": model[1]},
-        "spark": {
-            "master": "local[2]",
-            "trigger": "0 seconds",
-            "max_offsets_per_trigger": max_offsets,
-            "checkpoint_dir": str(work),
-        },
-        "offsets": {"path": str(work / "offsets")},
-        "metrics": {"port": 0},
-        "logging": {"format": "json"},
-    }
-    for section, values in sections.items():
-        document.setdefault(section, {}).update(values)
-    path.write_text(yaml.safe_dump(document))
-    return path
-
-
-def start_service(config: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """``streamer run`` as its own process group, appending to ``log``."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streamer.cli", "run", "--config", str(config), *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 def _query_starts(log: Path) -> int:
     try:
         return log.read_text(errors="replace").count("query started")
     except FileNotFoundError:
         return 0
-
-
-def consumed(store: OffsetStore, topic: str) -> int:
-    """Events consumed so far, by the persisted position (every partition starts at 0)."""
-    try:
-        stored = store.load()
-    except Exception:
-        return 0
-    return sum(stored.offsets.get(topic, {}).values()) if stored else 0
 
 
 def produce_at_rate(
@@ -306,22 +259,6 @@ def _results_section(report: ChaosReport, command: str) -> str:
     )
 
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-
-
-def write_results(section: str, marker: str = "chaos", path: Path = RESULTS) -> None:
-    """Replace one benchmark's marked section of ``path`` (bench/RESULTS.md), keeping the
-    others; append it when the markers are absent."""
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    block = f"{start}\n{section}{end}\n"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
@@ -342,19 +279,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from contextlib import ExitStack
 
-    from streamer.demo import ensure_model
-    from streamer.jvm import JvmPaths
-    from streamer.kafka.broker import embedded_broker
     from streamer.synthetic import events as synthetic_events
 
-    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = new_work_dir(args.work_dir)
     with ExitStack() as stack:
-        bootstrap = args.bootstrap_servers
-        if bootstrap is None:
-            broker = embedded_broker("kafka", jars_root=JvmPaths.from_env(os.environ).cache)
-            bootstrap = stack.enter_context(broker).bootstrap_servers
-        model = ensure_model(work.parent)
+        bootstrap = args.bootstrap_servers or start_broker(stack)
+        model = demo_model(work.parent)
         events = [
             (e.key, e.value)
             for e in synthetic_events(

@@ -59,7 +59,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from bench.chaos import write_results
+from bench.common import git_commit, new_work_dir, start_broker, write_results
 from streamer.kafka.admin import create_topics
 
 LOCATIONS = ("tmp", "tmpfs", "durable", "durable-sync")
@@ -468,12 +468,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def git_commit() -> str:
-    return subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
-
-
 def build_report(
     results: Sequence[QueryResult],
     settings: Settings,
@@ -657,11 +651,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command = "python -m bench.checkpoint_cost " + " ".join(sys.argv[1:] if argv is None else argv)
 
-    from streamer.kafka.broker import EmbeddedBroker
     from streamer.session import build_session
 
-    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = new_work_dir(args.work_dir)
     locations = prepare_locations(names, work)
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with ExitStack() as stack:
@@ -671,7 +663,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bootstrap = args.bootstrap_servers
         broker = "broker at " + str(bootstrap)
         if bootstrap is None:
-            bootstrap = stack.enter_context(EmbeddedBroker(log_dir=work)).bootstrap_servers
+            bootstrap = start_broker(stack, "tansu", log_dir=work)
             broker = "embedded tansu broker (memory storage)"
         spark = build_session(
             master="local[2]",

@@ -61,7 +61,7 @@ if __package__ in (None, ""):  # run as a script, python bench/envs.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import phases
-from bench.chaos import write_results
+from bench.common import git_commit, machine, new_work_dir, write_results
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -230,12 +230,6 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _commit() -> str:
-    return subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
-
-
 def _uv_version() -> str:
     from streamer.scoring.envs import _uv_binary
 
@@ -248,8 +242,7 @@ def _uv_version() -> str:
 def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
     from bench.workload import train_and_register
 
-    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = new_work_dir(args.work_dir)
     managers = ["uv"] if args.quick else ["uv", "virtualenv"]
     frame_rows = [int(n) for n in args.frame_rows.split(",")]
     reps = args.reps or (3 if args.quick else 10)
@@ -384,8 +377,6 @@ def _us_row(seconds: float, rows: int) -> str:
 
 
 def _machine() -> str:
-    from bench.throughput import _machine as machine
-
     m = machine()
     return f"{m['cores']} cores ({m['cpu']}), {m['ram']} RAM, Python {platform.python_version()}"
 
@@ -404,7 +395,7 @@ def render(report: dict[str, Any], *, command: str, settings: dict[str, Any]) ->
         "## Isolated model environments: local against uv and virtualenv (issue 7)",
         "",
         f"Command: `{command}`  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}  ",
         f"Machine: {_machine()}, {settings['uv']}  ",
         f"Model: {model.get('uri')} version {model.get('version')} (bench.workload: "
         "OrdinalEncoder → HistGradientBoostingClassifier, pyfunc returning class "

@@ -46,7 +46,16 @@ from confluent_kafka import Producer
 if __package__ in (None, ""):  # run as a script, python bench/handoff.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.chaos import consumed, read_sources, start_service, write_config, write_results
+from bench.chaos import read_sources
+from bench.common import (
+    consumed,
+    demo_model,
+    new_work_dir,
+    start_broker,
+    start_service,
+    write_config,
+    write_results,
+)
 from streamer.config import load_config
 from streamer.kafka.admin import create_topics
 from streamer.offsets.stores import OffsetStore, store_for
@@ -395,19 +404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from contextlib import ExitStack
 
-    from streamer.demo import ensure_model
-    from streamer.jvm import JvmPaths
-    from streamer.kafka.broker import embedded_broker
-
-    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = new_work_dir(args.work_dir)
     switches = ["handoff"] * args.handoffs + ["kill"] * args.kills + ["cold"] * args.cold
     with ExitStack() as stack:
-        bootstrap = args.bootstrap_servers
-        if bootstrap is None:
-            broker = embedded_broker("kafka", jars_root=JvmPaths.from_env(os.environ).cache)
-            bootstrap = stack.enter_context(broker).bootstrap_servers
-        model = ensure_model(work.parent)
+        bootstrap = args.bootstrap_servers or start_broker(stack)
+        model = demo_model(work.parent)
         report = run_switches(
             backend=args.backend,
             bootstrap=bootstrap,

@@ -4,13 +4,14 @@
     python -m bench.latency --rates 1000,5000,10000,20000,40000
     python -m bench.latency --quick --results /tmp/R.md --chart /tmp/l.png --json /tmp/l.json
 
-One run: start an embedded broker (or use ``--bootstrap-servers``), train and register the
+One run: start an embedded broker (``--broker``: Apache Kafka, one KRaft node, by default; or
+tansu), or use ``--bootstrap-servers``; train and register the
 24-feature model (:mod:`bench.workload`), then for each rate and system (one step) create
 a 4-partition input topic and output topics, and run the system as a child process group
 that is killed if it overruns its timeout:
 
 (a) ``streamer``: the real :class:`streamer.service.Service` with a bench config
-    (:func:`bench.chaos.write_config`: python Kafka backend, ``local[2]``, trigger "0
+    (:func:`bench.common.write_config`: ``--backend`` python or jvm, ``local[2]``, trigger "0
     seconds", maxOffsetsPerTrigger 100,000: high enough that a batch never leaves backlog
     behind at these rates, so the batch size follows the load).
 (c) ``ceiling``: :func:`bench.ceiling.run_ceiling` following the topic (``until``), with
@@ -67,13 +68,17 @@ if __package__ in (None, ""):  # run as a script, python bench/latency.py
 import numpy as np
 
 from bench import phases
-from bench.chaos import read_sources, write_results
-from bench.throughput import (
-    _commit,
-    _machine,
-    _pyspark_version,
+from bench.chaos import read_sources
+from bench.common import (
+    broker_for,
+    git_commit,
+    machine,
+    new_work_dir,
+    pyspark_version,
     steady_state,
     wait_for_rows,
+    write_config,
+    write_results,
 )
 
 REQUIRED_RATES = (1000.0, 5000.0, 10000.0)
@@ -248,7 +253,6 @@ def _prime(spec: dict, outputs: Sequence[str], timeout: float = 300.0) -> dict[i
 
 def _phase_streamer(spec: dict) -> dict:
     """(a): the service in this process; its progress events of the whole step."""
-    from bench.chaos import write_config
     from streamer.config import load_config
     from streamer.logs import configure_logging
     from streamer.service import Service
@@ -261,6 +265,7 @@ def _phase_streamer(spec: dict) -> dict:
         {"in": spec["input"], "out": spec["output"], "dlq": spec["dead_letters"]},
         (spec["model_uri"], spec["tracking_uri"]),
         spec["max_offsets_per_trigger"],
+        kafka={"backend": spec["backend"]},
     )
     producer = RateProducer(spec)
     started = time.monotonic()
@@ -447,7 +452,7 @@ def measure(
 
 
 def spark_window(progress: Sequence[dict], start_ms: float, end_ms: float) -> dict[str, Any]:
-    """:func:`bench.throughput.steady_state` of the batches that started within the
+    """:func:`bench.common.steady_state` of the batches that started within the
     measured span; the first of them only marks the start of the rate's window."""
     window = [
         e
@@ -564,7 +569,7 @@ def spark_table(steps: Sequence[dict]) -> list[str]:
 
 
 def render(steps: Sequence[dict], settings: dict[str, Any], command: str, chart: str) -> str:
-    machine = _machine()
+    host = machine()
     tested = ", ".join(_rate(r) for r in settings["rates"])
     best = []
     for system in settings["systems"]:
@@ -575,10 +580,10 @@ def render(steps: Sequence[dict], settings: dict[str, Any], command: str, chart:
         "## Latency at constant input rates: streamer and the plain Python ceiling (issue 8)",
         "",
         f"Command: `{command}`  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}  ",
-        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['ram']} RAM, "
-        f"Python {platform.python_version()}, pyspark {_pyspark_version()}, "
-        f"{settings['broker']}  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}  ",
+        f"Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, "
+        f"Python {platform.python_version()}, pyspark {pyspark_version()}, "
+        f"{settings['broker']}; streamer's kafka.backend: {settings.get('backend', 'python')}  ",
         f"Workload: each rate for {settings['duration']:.0f} s after priming, the first "
         f"{settings['settle']:.0f} s left out of the statistics; the 24-feature JSON events "
         f"and model of the throughput section, {PARTITIONS}-partition topics (new ones per "
@@ -665,20 +670,12 @@ def draw_chart(path: Path, steps: Sequence[dict], rates: Sequence[float], title:
 
 def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
     from bench.workload import train_and_register
-    from streamer.kafka.admin import admin_client, cluster_id, create_topics, is_tansu
-    from streamer.kafka.broker import EmbeddedBroker
+    from streamer.kafka.admin import admin_client, create_topics
 
-    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = new_work_dir(args.work_dir)
     steps: list[dict[str, Any]] = []
     with ExitStack() as stack:
-        bootstrap = args.bootstrap_servers
-        if bootstrap is None:
-            bootstrap = stack.enter_context(EmbeddedBroker(log_dir=work)).bootstrap_servers
-            broker = "embedded tansu broker (in memory)"
-        else:
-            broker = "tansu" if is_tansu(cluster_id(bootstrap, {})) else "Kafka"
-            broker += f" at {bootstrap}"
+        bootstrap, broker = broker_for(args, stack)
         log(f"latency: work dir {work}, broker {bootstrap}")
         model = train_and_register(work)
         log(f"latency: model {model.uri} version {model.version}")
@@ -726,6 +723,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
                     "max_offsets_per_trigger": MAX_OFFSETS,
                     "processes": args.processes,
                     "follow_timeout": timeout - 150,
+                    "backend": args.backend,
                 }
                 log(f"latency: {system} at {rate:,.0f}/s for {args.duration:.0f}s")
                 result = run_step(system, spec, timeout)
@@ -756,6 +754,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
         "settle": args.settle,
         "processes": args.processes or os.cpu_count(),
         "broker": broker,
+        "backend": args.backend,
     }
     draw_chart(
         chart,
@@ -790,6 +789,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=os.cpu_count(), help="for (c)")
     parser.add_argument("--work-dir", default=".streamer-bench/latency")
     parser.add_argument("--bootstrap-servers", default=None)
+    parser.add_argument(
+        "--broker",
+        choices=("kafka", "tansu"),
+        default=None,
+        help="the embedded broker to start: Apache Kafka (default, the reference) or tansu",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("jvm", "python"),
+        default="python",
+        help="streamer's kafka.backend for (a)",
+    )
     parser.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     parser.add_argument("--chart", default=None, help="default: latency.png beside --results")
     parser.add_argument("--json", default=None, help="also write the raw report here")
@@ -808,6 +819,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.systems) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if args.broker and args.bootstrap_servers:
+        parser.error("--broker starts an embedded broker, --bootstrap-servers uses yours: give one")
+    args.broker = args.broker or "kafka"
     if args.settle * 2 >= args.duration:
         parser.error("--settle must be less than half of --duration")
     return args

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd  # at module level: pandas_udf resolves the type hints below by name
 
+from bench.common import steady_state, wait_for_rows
 from bench.workload import BOOLS, FEATURES, FLOATS, INTS, STRINGS
 
 
@@ -148,8 +149,6 @@ def run_recipe(
     Returns the query's progress events (plain dicts, by batch) and timings."""
     import mlflow
 
-    from bench.throughput import wait_for_rows
-
     started = time.monotonic()
     mlflow.set_tracking_uri(tracking_uri)
     spark = recipe_session(master)
@@ -189,8 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-offsets-per-trigger", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args(argv)
-    from bench.throughput import steady_state
-
     report = run_recipe(
         bootstrap=args.bootstrap_servers,
         input_topic=args.input_topic,

@@ -64,7 +64,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import uuid
@@ -78,7 +77,18 @@ if __package__ in (None, ""):  # run as a script, python bench/throughput.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import phases
-from bench.chaos import write_results
+from bench.common import (
+    PHASES,
+    broker_for,
+    git_commit,
+    machine,
+    new_work_dir,
+    pyspark_version,
+    steady_state,
+    wait_for_rows,
+    write_config,
+    write_results,
+)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -113,81 +123,9 @@ SHORT = {
     EXTRA: "c′",
 }
 KEY_RATIOS = ("j/c", "a/c", "j/a", "j/b", "a/b")
-PHASES = ("latestOffset", "queryPlanning", "addBatch", "walCommit", "commitOffsets")
 PARTITIONS = 4
-SKIP_BATCHES = 2
 PROFILE_STEPS = ("read", "score", "produce")
 MARKER = "throughput"
-
-
-# --- progress of a streaming query ------------------------------------------------------
-
-
-def wait_for_rows(query: Any, rows: int, timeout: float, poll: float = 0.5) -> list[dict]:
-    """Poll ``query`` until its batches read ``rows`` input rows in all; their progress
-    events (plain dicts with data, by batch id). Raises if the query dies or on timeout."""
-    seen: dict[int, dict] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        for progress in query.recentProgress:
-            event = json.loads(progress.json)
-            if int(event.get("numInputRows") or 0) > 0:
-                seen[int(event["batchId"])] = event
-        if sum(int(e["numInputRows"]) for e in seen.values()) >= rows:
-            return [seen[b] for b in sorted(seen)]
-        if not query.isActive:
-            raise RuntimeError(f"the query stopped early: {query.exception()}")
-        if time.monotonic() > deadline:
-            done = sum(int(e["numInputRows"]) for e in seen.values())
-            raise TimeoutError(f"{done} of {rows} rows within {timeout:.0f}s")
-        time.sleep(poll)
-
-
-def _batch_end(event: dict) -> float:
-    start = datetime.fromisoformat(event["timestamp"]).timestamp()
-    return start + event["durationMs"]["triggerExecution"] / 1000.0
-
-
-def steady_state(progress: Sequence[dict], skip: int = SKIP_BATCHES) -> dict[str, Any]:
-    """The steady-state rate of a query's batches with data (see the module docstring),
-    and the mean ``durationMs`` per phase of those batches."""
-    batches = sorted(
-        (e for e in progress if int(e.get("numInputRows") or 0) > 0), key=lambda e: e["batchId"]
-    )
-    out: dict[str, Any] = {"batches": len(batches), "rows_total": 0, "rows_per_s": None}
-    out["rows_total"] = sum(int(e["numInputRows"]) for e in batches)
-    if batches:
-        out["first_batches_ms"] = [e["durationMs"]["triggerExecution"] for e in batches[:skip]]
-    steady = batches[skip:]
-    if skip < 1 or not steady:
-        return out
-    rows = sum(int(e["numInputRows"]) for e in steady)
-    seconds = _batch_end(steady[-1]) - _batch_end(batches[skip - 1])
-    busy = sum(e["durationMs"]["triggerExecution"] for e in steady) / 1000.0
-    phases = {
-        k: sum(e["durationMs"].get(k, 0) for e in steady) / len(steady)
-        for k in (*PHASES, "triggerExecution")
-    }
-    out.update(
-        window=[_batch_end(batches[skip - 1]), _batch_end(steady[-1])],
-        steady_batches=len(steady),
-        steady_rows=rows,
-        steady_seconds=seconds,
-        rows_per_s=rows / seconds if seconds > 0 else None,
-        busy_rows_per_s=rows / busy if busy > 0 else None,
-        mean_batch_rows=rows / len(steady),
-        mean_ms=phases,
-        gap_ms=(seconds - busy) * 1000.0 / len(steady),
-        per_batch=[
-            {
-                "batchId": e["batchId"],
-                "rows": int(e["numInputRows"]),
-                **{k: e["durationMs"].get(k, 0) for k in (*PHASES, "triggerExecution")},
-            }
-            for e in batches
-        ],
-    )
-    return out
 
 
 # --- the phases, each run in its own process ---------------------------------------------
@@ -212,7 +150,6 @@ def _phase_streamer(spec: dict, name: str = "streamer") -> dict:
     ``model.env_manager: uv``. Each has its own dead-letter topic."""
     import yaml
 
-    from bench.chaos import write_config
     from streamer.config import load_config
     from streamer.jvm import JvmPaths
     from streamer.logs import configure_logging
@@ -557,28 +494,6 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "n/a"
 
 
-def _machine() -> dict[str, str]:
-    cpu, ram = "", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.0f} GB"
-                break
-    except OSError:
-        pass
-    return {"cores": str(os.cpu_count()), "ram": ram, "cpu": cpu}
-
-
-def _commit() -> str:
-    return subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
-
-
 def _shown(results: dict[str, dict]) -> list[str]:
     """The default systems, (a″) after (a) and (c′) after (c) when they ran."""
     order = [
@@ -826,14 +741,14 @@ def render(
     chart: str | None,
     notes: Sequence[str],
 ) -> str:
-    machine = _machine()
+    host = machine()
     lines = [
         "## Throughput: streamer on both Kafka backends, the spark_udf recipe, a plain "
         "Python ceiling, the model alone (issue 8)",
         "",
         f"Command: `{command}`  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}  ",
-        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['ram']} RAM, "
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}  ",
+        f"Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, "
         f"Python {platform.python_version()}, pyspark {settings['pyspark']}, "
         f"{settings['broker']}; load average (1 min) {settings['load'][0]:.1f} at the start, "
         f"{settings['load'][1]:.1f} at the end  ",
@@ -909,7 +824,7 @@ def end_to_end(
         "### End to end: the service with `model.env_manager` uv against local",
         "",
         f"Command: `{command}` (a separate run from the figures above)  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {git_commit()}  ",
         f"Both systems are the service of the throughput bench's (a) (python backend, "
         f"local[2], `kafka.score_in_source` on, maxOffsetsPerTrigger "
         f"{settings['max_offsets_per_trigger']:,}, OMP_NUM_THREADS=1), draining the same "
@@ -998,28 +913,6 @@ def draw_chart(path: Path, results: dict[str, dict], title: str) -> None:
 # --- the run ----------------------------------------------------------------------------
 
 
-def start_broker(args: argparse.Namespace, stack: ExitStack) -> tuple[str, str]:
-    """(bootstrap servers, a description for RESULTS): ``--bootstrap-servers``, else the
-    ``--broker`` kind started embedded, stopped (and its data removed) when ``stack``
-    closes."""
-    if args.bootstrap_servers:
-        return args.bootstrap_servers, f"Kafka at {args.bootstrap_servers}"
-    from streamer.jvm import JvmPaths
-    from streamer.jvm import broker as broker_set
-    from streamer.kafka.broker import embedded_broker
-
-    paths = JvmPaths.from_env(os.environ)
-    started = stack.enter_context(embedded_broker(args.broker, jars_root=paths.cache))
-    if args.broker == "kafka":
-        described = (
-            f"embedded Apache Kafka {broker_set().version} (one KRaft node, local disk, "
-            f"`streamer broker`'s)"
-        )
-    else:
-        described = "embedded tansu broker (in memory)"
-    return started.bootstrap_servers, described
-
-
 def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
     from bench.workload import preload, train_and_register
     from streamer.kafka.admin import cluster_id, create_topics, is_tansu
@@ -1028,8 +921,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
     max_offsets = args.max_offsets_per_trigger or (2_000 if args.quick else 100_000)
     recipe_events = min(args.recipe_events or events, events)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    work = Path(args.work_dir).resolve() / time.strftime("%Y%m%d-%H%M%S")
-    work.mkdir(parents=True, exist_ok=True)
+    work = new_work_dir(args.work_dir)
     results: dict[str, dict] = {}
     counts: dict[str, str] = {}
     notes: list[str] = []
@@ -1038,7 +930,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
     load_start = os.getloadavg()[0]
     predictions: dict[str, dict[bytes, Any]] = {}
     with ExitStack() as stack:
-        bootstrap, broker = start_broker(args, stack)
+        bootstrap, broker = broker_for(args, stack)
         tansu = is_tansu(cluster_id(bootstrap, {}))
         if tansu:
             broker += " (tansu: partition ends from fetch responses)"
@@ -1210,7 +1102,7 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
             else "the libraries' defaults (OMP_NUM_THREADS unset: one OpenMP thread per core "
             "in every process)"
         ),
-        "pyspark": _pyspark_version(),
+        "pyspark": pyspark_version(),
         "end_offsets": spec["end_offsets"],
         "load": (load_start, os.getloadavg()[0]),
     }
@@ -1242,12 +1134,6 @@ def run(args: argparse.Namespace, command: str, log=print) -> dict[str, Any]:
         print(block)
         log(f"throughput: wrote the end-to-end paragraph of the envs section of {envs_path}")
     return {"results": results, "checked": checked, "work": str(work), "chart": str(chart)}
-
-
-def _pyspark_version() -> str:
-    from importlib.metadata import version
-
-    return version("pyspark")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -47,9 +47,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from streamer.config import Config, parse_trigger_seconds
-from streamer.deploy.lease import Acquired, Lease, LeaseHolder, lease_store_for
 from streamer.endpoint import Endpoint
 from streamer.errors import KafkaIOError, MissingTopicError, StreamerError
+from streamer.handoff.lease import Acquired, Lease, LeaseHolder, lease_store_for
 from streamer.jvm import JvmPaths, connector_conf
 from streamer.kafka import KafkaBackend, select_backend
 from streamer.kafka.admin import client_config

@@ -1,1 +1,2 @@
-"""Deployment: the blue-green handoff lease, and EMR on EKS orchestration around it."""
+"""Deployment tooling: blue-green job runs on EMR on EKS, switched through the handoff
+lease (:mod:`streamer.handoff.lease`)."""

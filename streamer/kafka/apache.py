@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient
 from streamer.children import die_with
 from streamer.errors import KafkaIOError
 from streamer.jvm import broker_jars
+from streamer.kafka import secured
 from streamer.kafka.broker import free_port, stop_process
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,11 @@ class ApacheKafkaBroker:
         data_dir: str | Path | None = None,
         java: str = "java",
         heap: str = "768m",
+        sasl_ssl: bool = False,
     ) -> None:
+        """``sasl_ssl`` adds a SASL_SSL listener (:mod:`streamer.kafka.secured`) on a port
+        of its own; :attr:`sasl_ssl` then says how to reach it. A data directory formatted
+        with one keeps it."""
         self._jars_root = jars_root
         self._java = java
         self._heap = heap
@@ -125,8 +130,11 @@ class ApacheKafkaBroker:
                     "or use another --data-dir"
                 )
             self.port = stored
+            self.sasl_ssl = secured.restore(self.data_dir)
         else:
             self.port = port or free_port()
+            self.sasl_ssl = None
+        self._want_sasl_ssl = sasl_ssl and self.sasl_ssl is None and not existing.exists()
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
 
     @property
@@ -159,6 +167,15 @@ class ApacheKafkaBroker:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         props = server_properties(self.port, free_port(), self.data_dir / "data")
+        users: list[str] = []
+        if self._want_sasl_ssl:
+            secure_port = free_port()
+            self.sasl_ssl, extra, users = secured.prepare(self.data_dir, secure_port)
+            name = secured.LISTENER
+            props.update(extra)
+            props["listeners"] += f",{name}://127.0.0.1:{secure_port}"
+            props["advertised.listeners"] += f",{name}://127.0.0.1:{secure_port}"
+            props["listener.security.protocol.map"] += f",{name}:{name}"
         (self.data_dir / "log4j2.properties").write_text(_LOG4J)
         staged = self.data_dir / f".{PROPERTIES}"
         staged.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -168,7 +185,7 @@ class ApacheKafkaBroker:
         done = subprocess.run(
             self._java_command(
                 "kafka.tools.StorageTool",
-                *("format", "--standalone", "-t", cluster, "-c", str(staged)),
+                *("format", "--standalone", "-t", cluster, "-c", str(staged), *users),
             ),
             capture_output=True,
             text=True,

@@ -24,14 +24,14 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from streamer.config import Config
+from streamer.config import Config, KafkaConfig, OffsetsConfig
+from streamer.docstore import FileFolder, Folder, S3Folder, s3_client, split_s3_url
 from streamer.errors import OffsetsError
 from streamer.offsets.core import Offsets, format_offsets, parse_offsets
 
@@ -101,36 +101,36 @@ def decode(data: bytes, generation: str | None = None) -> StoredOffsets:
     )
 
 
-class _GenerationStore:
-    """Numbered generations over four primitives: list, read, write (atomic), delete."""
+class GenerationStore:
+    """Numbered generations of the offsets document in a folder (a directory or S3 prefix).
 
-    description = ""
+    Each save writes the next generation whole (see :mod:`streamer.docstore`), then prunes
+    all but the newest ``keep``.
+    """
 
-    def __init__(self, keep: int) -> None:
+    kind = ""
+
+    def __init__(self, folder: Folder, keep: int) -> None:
         if keep < 1:
             raise OffsetsError(f"offsets.keep = {keep}: keep at least one generation")
+        self.folder = folder
+        self.description = folder.description
         self.keep = keep
         self._next: int | None = None
 
-    def _names(self) -> list[str]:
-        raise NotImplementedError
-
-    def _read(self, name: str) -> bytes:
-        raise NotImplementedError
-
-    def _write(self, name: str, data: bytes) -> None:
-        raise NotImplementedError
-
-    def _delete(self, name: str) -> None:
-        raise NotImplementedError
-
     def _generations(self) -> list[tuple[int, str]]:
         try:
-            names = self._names()
+            names = self.folder.names("offsets-")
         except Exception as exc:
             raise OffsetsError(f"cannot list offset store {self.description}: {exc}") from exc
         found = ((_GENERATION.match(n), n) for n in names)
         return sorted((int(m[1]), n) for m, n in found if m)
+
+    def _read(self, name: str) -> StoredOffsets:
+        found = self.folder.document(name).read()
+        if found is None:
+            raise OffsetsError("gone (pruned meanwhile)")
+        return decode(found[0], generation=name)
 
     def load(self) -> StoredOffsets | None:
         generations = self._generations()
@@ -139,8 +139,8 @@ class _GenerationStore:
         problems = []
         for _, name in reversed(generations):
             try:
-                stored = decode(self._read(name), generation=name)
-            except Exception as exc:  # unreadable, torn, or gone (pruned meanwhile)
+                stored = self._read(name)
+            except Exception as exc:  # unreadable, torn, or gone
                 problems.append(f"{name}: {exc}")
                 log.warning(
                     'offsets generation unreadable, falling back store="%s" generation="%s" '
@@ -175,13 +175,13 @@ class _GenerationStore:
             self._next = generations[-1][0] + 1 if generations else 0
         name = f"offsets-{self._next:012d}.json"
         try:
-            self._write(name, encode(offsets, batch_id, writer))
+            self.folder.document(name).put(encode(offsets, batch_id, writer))
         except Exception as exc:
             raise OffsetsError(f"cannot write {name} to {self.description}: {exc}") from exc
         self._next += 1
         try:
             for _, old in self._generations()[: -self.keep]:
-                self._delete(old)
+                self.folder.document(old).delete()
         except Exception as exc:  # the new generation is durable; pruning is housekeeping
             log.warning(
                 'old offsets generations not pruned store="%s" error="%s"', self.description, exc
@@ -191,87 +191,26 @@ class _GenerationStore:
         pass
 
 
-class FileStore(_GenerationStore):
-    """Generations in a local directory, each written with temp file + fsync + rename."""
+class FileStore(GenerationStore):
+    """Generations in a local directory."""
 
     kind = "file"
 
     def __init__(self, path: str | os.PathLike[str], keep: int = 5) -> None:
-        super().__init__(keep)
         self.path = Path(path)
-        self.description = f"file:{self.path}"
-
-    def _names(self) -> list[str]:
-        try:
-            return os.listdir(self.path)
-        except FileNotFoundError:
-            return []
-
-    def _read(self, name: str) -> bytes:
-        return (self.path / name).read_bytes()
-
-    def _write(self, name: str, data: bytes) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".offsets-", suffix=".tmp", dir=self.path)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    def _delete(self, name: str) -> None:
-        (self.path / name).unlink(missing_ok=True)
+        super().__init__(FileFolder(self.path), keep)
 
 
-class S3Store(_GenerationStore):
+class S3Store(GenerationStore):
     """Generations as objects under ``s3://bucket/prefix`` (boto3; for EMR)."""
 
     kind = "s3"
 
     def __init__(self, url: str, keep: int = 5, client: Mapping[str, Any] | None = None) -> None:
-        super().__init__(keep)
-        match = re.match(r"^s3a?://([^/]+)/?(.*)$", url)
-        if not match:
+        location = split_s3_url(url)
+        if location is None:
             raise OffsetsError(f"offsets.path = {url!r}: expected s3://bucket/prefix")
-        self.bucket = match[1]
-        self.prefix = match[2].strip("/")
-        self.description = f"s3://{self.bucket}/{self.prefix}"
-        import boto3
-
-        self._s3 = boto3.client("s3", **dict(client or {}))
-
-    def _key(self, name: str) -> str:
-        return f"{self.prefix}/{name}" if self.prefix else name
-
-    def _names(self) -> list[str]:
-        names: list[str] = []
-        start = self._key("offsets-")
-        for page in self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=start
-        ):
-            names.extend(obj["Key"].rsplit("/", 1)[-1] for obj in page.get("Contents", []))
-        return names
-
-    def _read(self, name: str) -> bytes:
-        body: bytes = self._s3.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
-        return body
-
-    def _write(self, name: str, data: bytes) -> None:
-        self._s3.put_object(
-            Bucket=self.bucket, Key=self._key(name), Body=data, ContentType="application/json"
-        )
-
-    def _delete(self, name: str) -> None:
-        self._s3.delete_object(Bucket=self.bucket, Key=self._key(name))
+        super().__init__(S3Folder(s3_client(client), *location), keep)
 
 
 class KafkaGroupStore:
@@ -407,47 +346,30 @@ class MirroredStore:
             store.close()
 
 
-def open_store(
-    store: str,
-    path: str,
-    *,
-    keep: int = 5,
-    group_id: str | None = None,
-    s3_client: Mapping[str, Any] | None = None,
-    bootstrap_servers: str = "",
-    kafka_client: Mapping[str, Any] | None = None,
-    topics: Sequence[str] = (),
-) -> OffsetStore:
-    """The store ``offsets.store`` names, mirrored to ``offsets.group_id`` when that is set."""
+def open_store(offsets: OffsetsConfig, kafka: KafkaConfig) -> OffsetStore:
+    """The store ``offsets.store`` names, for ``kafka.input_topic``, mirrored to
+    ``offsets.group_id`` when that is set."""
 
     def group() -> KafkaGroupStore:
-        assert group_id
-        return KafkaGroupStore(group_id, bootstrap_servers, kafka_client or {}, topics)
+        assert offsets.group_id
+        return KafkaGroupStore(
+            offsets.group_id, kafka.bootstrap_servers, kafka.client, [kafka.input_topic]
+        )
 
     primary: OffsetStore
-    if store == "file":
-        primary = FileStore(path, keep)
-    elif store == "s3":
-        primary = S3Store(path, keep, s3_client)
-    elif store == "kafka-group":
-        if not group_id:
+    if offsets.store == "file":
+        primary = FileStore(offsets.path, offsets.keep)
+    elif offsets.store == "s3":
+        primary = S3Store(offsets.path, offsets.keep, offsets.s3_client)
+    elif offsets.store == "kafka-group":
+        if not offsets.group_id:
             raise OffsetsError("offsets.store = 'kafka-group' needs offsets.group_id")
         return group()
     else:
-        raise OffsetsError(f"offsets.store = {store!r}: expected file, s3 or kafka-group")
-    return MirroredStore(primary, [group()]) if group_id else primary
+        raise OffsetsError(f"offsets.store = {offsets.store!r}: expected file, s3 or kafka-group")
+    return MirroredStore(primary, [group()]) if offsets.group_id else primary
 
 
 def store_for(config: Config) -> OffsetStore:
     """The offset store a config names, for its input topic."""
-    kafka, offsets = config.kafka, config.offsets
-    return open_store(
-        offsets.store,
-        offsets.path,
-        keep=offsets.keep,
-        group_id=offsets.group_id,
-        s3_client=offsets.s3_client,
-        bootstrap_servers=kafka.bootstrap_servers,
-        kafka_client=kafka.client,
-        topics=[kafka.input_topic],
-    )
+    return open_store(config.offsets, config.kafka)

@@ -4,10 +4,12 @@ import uuid
 
 import pytest
 
+from streamer.config import Config
 from streamer.kafka.broker import free_port
 from tests.helpers import assert_eventually
 from tests.integration.cluster import spark_cluster  # noqa: F401 (a fixture)
 from tests.integration.models import register_classifier, register_regressor
+from tests.integration.runner import config_for
 from tests.integration.s3 import S3Server
 
 
@@ -70,3 +72,32 @@ def restartable_broker(jvm_paths, tmp_path):
     broker = ApacheKafkaBroker(jars_root=jvm_paths.cache, data_dir=tmp_path / "kafka")
     with broker:
         yield broker
+
+
+@pytest.fixture
+def service_topics(new_topic):
+    """``service_topics(partitions=2)``: a fresh input topic of ``partitions`` partitions,
+    and fresh output and dead-letter topics, as the ``topics`` that ``config_for`` takes."""
+
+    def make(partitions: int = 2) -> dict[str, str]:
+        return {"in": new_topic(partitions=partitions), "out": new_topic(), "dlq": new_topic()}
+
+    return make
+
+
+@pytest.fixture
+def service_config(request, tmp_path):
+    """``service_config(topics, **sections)``: the service's config in ``tmp_path`` for
+    ``topics`` on the session's broker (or ``bootstrap=``), scored by the session's fraud
+    classifier (or ``model=``); ``sections`` add or override keys, as in ``config_for``."""
+
+    def make(topics: dict[str, str], *, bootstrap=None, model=None, **sections) -> Config:
+        return config_for(
+            tmp_path,
+            bootstrap=bootstrap or request.getfixturevalue("kafka_bootstrap"),
+            topics=topics,
+            model=model or request.getfixturevalue("fraud_classifier"),
+            **sections,
+        )
+
+    return make

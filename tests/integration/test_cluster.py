@@ -112,12 +112,12 @@ def _config(tmp_path: Path, cluster, kafka_bootstrap, topics, model, **spark) ->
 
 @pytest.mark.slow
 def test_run_on_a_standalone_cluster_is_exact_across_a_restart(
-    spark_cluster, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+    spark_cluster, kafka_bootstrap, fraud_classifier, tmp_path, service_topics
 ):
     """Two driver processes, each a new application with new executors: 2-4 minutes on a
     shared 2-core machine (a driver's start and first batch on the cluster alone take
     about a minute), hence ``slow``; run it with ``-m slow``."""
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     first = [*event_records(FIRST, seed=41, prefix="a"), (b"bad-a", b"{oops")]
     produce(kafka_bootstrap, topics["in"], first)
     config = _config(

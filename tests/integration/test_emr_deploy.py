@@ -22,8 +22,8 @@ import pytest
 from streamer.config import Config, EmrConfig, FrozenMap, OffsetsConfig
 from streamer.deploy import emr as deploy_emr
 from streamer.deploy.emr import EmrDeployer, request_color
-from streamer.deploy.lease import Lease, LeaseConflict, S3LeaseStore
 from streamer.errors import DeployError
+from streamer.handoff.lease import Lease, LeaseConflict, S3LeaseStore
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::123456789012:role/streamer-job"

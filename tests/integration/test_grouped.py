@@ -32,7 +32,7 @@ from streamer.scoring.model import registry_client
 from streamer.scoring.udf import ScoringSettings
 from tests.helpers import consume_all, produce
 from tests.integration.models import log_sklearn
-from tests.integration.runner import Running, config_for
+from tests.integration.runner import Running
 
 pytestmark = pytest.mark.integration
 
@@ -354,16 +354,14 @@ def test_a_cache_smaller_than_the_groups_evicts_and_stays_correct(
 
 
 def test_service_scores_each_group_with_its_model(
-    spark, kafka_bootstrap, new_topic, registered, tmp_path, kafka_backend
+    spark, kafka_bootstrap, registered, kafka_backend, service_topics, service_config
 ):
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     events, truth = good_events("country", 25, seed=30)
     unknown = [(b"zz-0", event("country", "ZZ", 0, {"amount": 1.0, "hour": 1}))]
     produce(kafka_bootstrap, topics["in"], events + unknown)
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
+    config = service_config(
+        topics,
         model={
             "uri": registered.template("country"),
             "group_by": "country",

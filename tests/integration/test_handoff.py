@@ -2,10 +2,13 @@
 
 Small forms of ``python -m bench.handoff``: one takeover of a live owner (zero lost, zero
 duplicated, on both backends), and one takeover of a SIGKILLed owner after the lease
-timeout (zero lost; duplicates bounded by the batches in flight at the kill).
+timeout (zero lost; duplicates bounded by the batches in flight at the kill). The python
+backend's pair holds its lease and offsets on an S3 server.
 """
 
 from __future__ import annotations
+
+import uuid
 
 import pytest
 
@@ -17,7 +20,9 @@ MAX_OFFSETS = 200
 RATE = 50.0  # events/s, well under what one local[2] service drains on a busy 2-core box
 
 
-def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str, figures):
+def _run(
+    kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str, figures, **offsets
+):
     report = run_switches(
         bootstrap=kafka_bootstrap,
         model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
@@ -29,6 +34,7 @@ def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str, f
         heartbeat=0.5,
         settle=2.0,
         backend=backend,
+        **offsets,
     )
     switch = report.switches[0]
     figures.append(
@@ -45,15 +51,29 @@ def _run(kafka_bootstrap, fraud_classifier, tmp_path, kind: str, backend: str, f
 
 @pytest.mark.timeout(1200)
 def test_takeover_of_a_live_owner_loses_and_duplicates_nothing(
-    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend, figures
+    kafka_bootstrap, fraud_classifier, tmp_path, kafka_backend, figures, s3_server
 ):
+    """On the python backend blue and green keep their offsets and the lease as objects on a
+    local S3 server (moto's server mode, over HTTP), as on EMR; on jvm, in a local folder."""
+    offsets = {}
+    if kafka_backend == "python":
+        bucket = f"handoff-{uuid.uuid4().hex[:8]}"
+        s3_server.client().create_bucket(Bucket=bucket)
+        offsets["offsets"] = {
+            "store": "s3",
+            "path": f"s3://{bucket}/streamer",
+            "s3_client": s3_server.client_kwargs(),
+        }
     report, switch = _run(
-        kafka_bootstrap, fraud_classifier, tmp_path, "handoff", kafka_backend, figures
+        kafka_bootstrap, fraud_classifier, tmp_path, "handoff", kafka_backend, figures, **offsets
     )
     assert (switch.before, switch.after) == ("blue", "green")
     assert switch.old_exit_code == 0, "blue must drain, release and exit 0"
     assert report.duplicates == 0
     assert switch.boundary, "blue released no offsets"
+    if offsets:
+        listed = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
+        assert "streamer/lease.json" in [o["Key"] for o in listed]
 
 
 @pytest.mark.timeout(1200)
@@ -67,39 +87,3 @@ def test_sigkilled_owner_is_taken_over_after_the_lease_timeout(
     assert switch.old_exit_code == -9
     # the batch being written at the kill, and one whose progress was not yet persisted
     assert report.duplicates <= 2 * MAX_OFFSETS
-
-
-@pytest.mark.slow  # two service start-ups and a handoff: 5-10 min on this 2-core machine
-@pytest.mark.timeout(1800)
-def test_a_real_pair_hands_over_a_lease_held_on_s3(
-    kafka_bootstrap, fraud_classifier, tmp_path, s3_server
-):
-    """Blue and green are real ``streamer run`` processes; their offsets and the lease are
-    objects on a local S3 server (moto's server mode, over HTTP), as on EMR."""
-    import uuid
-
-    bucket = f"handoff-{uuid.uuid4().hex[:8]}"
-    s3_server.client().create_bucket(Bucket=bucket)
-    report = run_switches(
-        bootstrap=kafka_bootstrap,
-        model=(fraud_classifier.uri, fraud_classifier.tracking_uri),
-        work=tmp_path,
-        switches=["handoff"],
-        rate=RATE,
-        max_offsets_per_trigger=MAX_OFFSETS,
-        lease_timeout=6.0,
-        heartbeat=0.5,
-        settle=2.0,
-        backend="python",
-        offsets={
-            "store": "s3",
-            "path": f"s3://{bucket}/streamer",
-            "s3_client": s3_server.client_kwargs(),
-        },
-    )
-    (switch,) = report.switches
-    assert (switch.before, switch.after) == ("blue", "green")
-    assert switch.old_exit_code == 0 and report.final_exit_code == 0
-    assert report.events > 0 and report.lost == 0 and report.duplicates == 0
-    names = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
-    assert "streamer/lease.json" in names, names

@@ -11,25 +11,22 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from tests.helpers import consume_all
 from tests.integration.models import event_records
-from tests.integration.runner import Running, config_for, source_positions
+from tests.integration.runner import Running, source_positions
 
 pytestmark = pytest.mark.integration
 
 
 def test_include_headers_carries_each_records_headers_to_its_output(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+    spark, kafka_bootstrap, service_topics, service_config
 ):
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     events = [*event_records(50, seed=91), (b"bad", b"{nope")]
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     for i, (key, value) in enumerate(events):
         producer.produce(topics["in"], key=key, value=value, headers=[("trace", b"t-%d" % i)])
     assert producer.flush(30) == 0
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        model=fraud_classifier,
+    config = service_config(
+        topics,
         kafka={
             "backend": "jvm",
             "source_options": {"includeHeaders": True, "minPartitions": 4},

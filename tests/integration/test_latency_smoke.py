@@ -14,37 +14,64 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(1500)
-def test_quick_latency_run(kafka_bootstrap, tmp_path):
-    results = tmp_path / "RESULTS.md"
-    results.write_text("# Benchmark results\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n")
-    chart, report_path = tmp_path / "latency.png", tmp_path / "latency.json"
-    done = subprocess.run(
+def _run_bench(kafka_bootstrap, tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "bench/latency.py",
-            "--quick",
+            *args,
             "--bootstrap-servers",
             kafka_bootstrap,
             "--work-dir",
             str(tmp_path / "work"),
             "--results",
-            str(results),
+            str(tmp_path / "RESULTS.md"),
             "--chart",
-            str(chart),
+            str(tmp_path / "latency.png"),
             "--json",
-            str(report_path),
+            str(tmp_path / "latency.json"),
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=1400,
     )
+
+
+@pytest.mark.timeout(900)
+def test_steady_rate_is_exact(kafka_bootstrap, tmp_path, kafka_backend, figures):
+    """The tiny form that the default run includes: the service on one backend under a
+    steady 200 events/s for 12 s, every event matched to exactly one output."""
+    done = _run_bench(
+        kafka_bootstrap,
+        tmp_path,
+        *("--systems", "streamer", "--rates", "200", "--duration", "12", "--settle", "3"),
+        *("--backend", kafka_backend),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (step,) = json.loads((tmp_path / "latency.json").read_text())["steps"]
+    figures.append(
+        f"steady rate backend={kafka_backend}: produced={step.get('produced')} "
+        f"lost={step.get('lost')} duplicates={step.get('duplicates')} stray={step.get('stray')}"
+    )
+    assert "error" not in step, step["error"]
+    assert step["produced"] == 200 * 12
+    assert (step["lost"], step["duplicates"], step["stray"]) == (0, 0, 0)
+    assert step["dead_letters"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_quick_latency_run(kafka_bootstrap, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n")
+    chart, report_path = tmp_path / "latency.png", tmp_path / "latency.json"
+    done = _run_bench(kafka_bootstrap, tmp_path, "--quick")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(report_path.read_text())
 

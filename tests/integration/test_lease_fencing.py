@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.deploy.lease import RUNNING, FileLeaseStore, Lease
+from streamer.handoff.lease import RUNNING, FileLeaseStore, Lease
 from streamer.offsets.stores import FileStore
 from tests.helpers import assert_eventually, consume_all, produce
 from tests.integration.models import event_records
-from tests.integration.runner import Running, config_for
+from tests.integration.runner import Running
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_superseded_owner_stops_without_persisting(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+    spark, kafka_bootstrap, tmp_path, service_topics, service_config
 ):
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     produce(kafka_bootstrap, topics["in"], event_records(40, seed=71))
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        model=fraud_classifier,
+    config = service_config(
+        topics,
         spark={"trigger": "500 milliseconds"},
         handoff={"heartbeat_seconds": 1.0, "lease_timeout_seconds": 30, "warmup_rows": 16},
     )

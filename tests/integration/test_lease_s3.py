@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from streamer.deploy.lease import RUNNING, Lease, LeaseConflict, LeaseHolder, S3LeaseStore
 from streamer.errors import DeployError
+from streamer.handoff.lease import RUNNING, Lease, LeaseConflict, LeaseHolder, S3LeaseStore
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streamer.kafka.broker import free_port
 from tests.helpers import assert_eventually, produce
 from tests.integration.models import event_records
-from tests.integration.runner import Running, config_for
+from tests.integration.runner import Running
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +41,13 @@ def _value(samples, metric, **labels) -> float:
 
 
 def test_endpoint_reports_the_stream(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend
+    spark, kafka_bootstrap, fraud_classifier, kafka_backend, service_topics, service_config
 ):
-    topics = {"in": new_topic(partitions=3), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=3)
     bad = [(f"bad-{i}".encode(), b"{nope" if i % 2 else b"[1, 2]") for i in range(BAD)]
     port = free_port()
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        model=fraud_classifier,
+    config = service_config(
+        topics,
         spark={"trigger": "500 milliseconds"},
         metrics={"host": "127.0.0.1", "port": port, "lag_interval_seconds": 0.5},
         kafka={"backend": kafka_backend},

@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 
 from tests.helpers import assert_eventually, consume_all, produce
 from tests.integration.models import event_records, register_classifier
-from tests.integration.runner import Running, config_for
+from tests.integration.runner import Running
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,14 @@ def _versions_seen(bootstrap: str, topic: str) -> set[str]:
 
 
 def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(
-    spark, kafka_bootstrap, new_topic, tracking_uri, mlflow_root, tmp_path, kafka_backend, figures
+    spark,
+    kafka_bootstrap,
+    tracking_uri,
+    mlflow_root,
+    kafka_backend,
+    figures,
+    service_topics,
+    service_config,
 ):
     artifacts = str(mlflow_root / "artifacts")
     name = f"swap-{uuid.uuid4().hex[:6]}"
@@ -123,11 +130,9 @@ def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(
         tracking_uri, artifacts, name, alias=None, seed=3, extra_column="device id"
     )
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
+    topics = service_topics(partitions=2)
+    config = service_config(
+        topics,
         model={
             "uri": v1.uri,
             "tracking_uri": tracking_uri,
@@ -229,6 +234,8 @@ def test_shadow_scores_every_event_and_compare_reports_the_known_agreement(
     capsys,
     backend,
     score_in_source,
+    service_topics,
+    service_config,
 ):
     import mlflow.pyfunc
     import numpy as np
@@ -240,7 +247,7 @@ def test_shadow_scores_every_event_and_compare_reports_the_known_agreement(
     name = f"champ-{uuid.uuid4().hex[:6]}"
     champion = register_classifier(tracking_uri, artifacts, name, seed=1)
     challenger = register_classifier(tracking_uri, artifacts, name, alias=None, seed=5)
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     shadow_topic = new_topic()
     features = feature_frame(SHADOW_EVENTS, seed=11)
     events = [
@@ -248,10 +255,8 @@ def test_shadow_scores_every_event_and_compare_reports_the_known_agreement(
         for i, row in enumerate(features.to_dict(orient="records"))
     ]
     produce(kafka_bootstrap, topics["in"], events)
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
+    config = service_config(
+        topics,
         model={
             "uri": champion.uri,
             "tracking_uri": tracking_uri,
@@ -308,7 +313,7 @@ class _FailsOnBigBatches(mlflow.pyfunc.PythonModel):
 
 
 def test_a_failing_shadow_never_touches_the_main_output(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tracking_uri, tmp_path, kafka_backend
+    spark, kafka_bootstrap, new_topic, tracking_uri, kafka_backend, service_topics, service_config
 ):
     from mlflow.models import infer_signature
 
@@ -323,15 +328,12 @@ def test_a_failing_shadow_never_touches_the_main_output(
             signature=infer_signature(example, example["amount ($)"]),
             input_example=example,
         )
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     shadow_topic = new_topic()
     n = 600
     produce(kafka_bootstrap, topics["in"], event_records(n, seed=3))
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        model=fraud_classifier,
+    config = service_config(
+        topics,
         shadow={"model_uri": info.model_uri, "topic": shadow_topic},
         kafka={"backend": kafka_backend},
     )

@@ -16,13 +16,9 @@ from streamer.offsets.stores import FileStore, KafkaGroupStore, S3Store
 from streamer.service import Service
 from tests.helpers import add_partitions, assert_eventually, consume_all, produce
 from tests.integration.models import event_records
-from tests.integration.runner import Running, config_for, source_positions, write_config
+from tests.integration.runner import Running, source_positions, write_config
 
 pytestmark = pytest.mark.integration
-
-
-def _topics(new_topic, partitions: int = 3) -> dict[str, str]:
-    return {"in": new_topic(partitions=partitions), "out": new_topic(), "dlq": new_topic()}
 
 
 def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
@@ -35,17 +31,14 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
 
 
 def test_graceful_stop_mid_stream_then_restart_is_exact(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend
+    spark, kafka_bootstrap, kafka_backend, service_config, service_topics
 ):
-    topics = _topics(new_topic)
+    topics = service_topics(partitions=3)
     events = [*event_records(3000, seed=21), (b"bad-0", b"{oops"), (b"bad-1", b"")]
     produce(kafka_bootstrap, topics["in"], events)
     group = f"streamer-{uuid.uuid4().hex[:8]}"
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        model=fraud_classifier,
+    config = service_config(
+        topics,
         spark={"trigger": "0 seconds", "max_offsets_per_trigger": 250},
         offsets={"group_id": group},
         kafka={"backend": kafka_backend},
@@ -84,11 +77,11 @@ def _at_least(value: int, minimum: int) -> None:
 
 
 def test_unreadable_store_refuses_to_start_until_reset(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path
+    spark, kafka_bootstrap, service_topics, service_config
 ):
-    topics = _topics(new_topic, partitions=2)
+    topics = service_topics(partitions=2)
     produce(kafka_bootstrap, topics["in"], event_records(100, seed=3, prefix="old"))
-    config = config_for(tmp_path, bootstrap=kafka_bootstrap, topics=topics, model=fraud_classifier)
+    config = service_config(topics)
     os.makedirs(config.offsets.path)
     with open(os.path.join(config.offsets.path, "offsets-000000000000.json"), "w") as f:
         f.write('{"format": 1, "offs')
@@ -109,18 +102,16 @@ def test_unreadable_store_refuses_to_start_until_reset(
 
 
 def test_partition_added_while_running_is_picked_up(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend, kafka_is_tansu
+    spark, kafka_bootstrap, kafka_backend, kafka_is_tansu, service_topics, service_config
 ):
     if kafka_is_tansu:
         pytest.skip("tansu 0.6 has no CreatePartitions; Apache Kafka (the default) has")
     bootstrap = kafka_bootstrap
-    topics = _topics(new_topic, partitions=2)
+    topics = service_topics(partitions=2)
     produce(bootstrap, topics["in"], event_records(50, seed=5, prefix="before"))
-    config = config_for(
-        tmp_path,
+    config = service_config(
+        topics,
         bootstrap=bootstrap,
-        topics=topics,
-        model=fraud_classifier,
         spark={"trigger": "500 milliseconds"},
         kafka={"backend": kafka_backend},
     )
@@ -183,8 +174,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_offsets_cli_show_set_reset(kafka_bootstrap, new_topic, fraud_classifier, tmp_path):
-    topics = _topics(new_topic, partitions=2)
+def test_offsets_cli_show_set_reset(kafka_bootstrap, fraud_classifier, tmp_path, service_topics):
+    topics = service_topics(partitions=2)
     produce(kafka_bootstrap, topics["in"], [(b"k", b"{}")] * 10, partition=0)
     produce(kafka_bootstrap, topics["in"], [(b"k", b"{}")] * 4, partition=1)
     path = write_config(

@@ -11,21 +11,18 @@ from confluent_kafka.admin import AdminClient
 
 from tests.helpers import assert_eventually, consume_all, produce
 from tests.integration.models import event_records
-from tests.integration.runner import Running, config_for
+from tests.integration.runner import Running
 
 pytestmark = pytest.mark.integration
 
 
 def test_deleted_input_topic_fails_the_run_and_the_probes(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, kafka_backend
+    spark, kafka_bootstrap, kafka_backend, service_topics, service_config
 ):
-    topics = {"in": new_topic(partitions=1), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=1)
     produce(kafka_bootstrap, topics["in"], event_records(20, seed=61))
-    config = config_for(
-        tmp_path,
-        bootstrap=kafka_bootstrap,
-        topics=topics,
-        model=fraud_classifier,
+    config = service_config(
+        topics,
         spark={"trigger": "500 milliseconds"},
         kafka={"backend": kafka_backend},
     )

@@ -69,11 +69,11 @@ def write_config(tmp_path, **sections) -> str:
     ids=["jvm", "python-in-source", "python-udf"],
 )
 def test_scores_every_good_event_and_dead_letters_every_bad_one(
-    spark, kafka_bootstrap, new_topic, fraud_classifier, tmp_path, backend, score_in_source
+    spark, kafka_bootstrap, fraud_classifier, tmp_path, backend, score_in_source, service_topics
 ):
     """Every path: Spark's Kafka source and sink around the pandas UDF (jvm), and the python
     source scoring in its task (the default) or feeding the same UDF."""
-    topics = {"in": new_topic(partitions=4), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=4)
     features = feature_frame(GOOD_EVENTS, seed=7)
     rows = features.to_dict(orient="records")
     events = [
@@ -186,9 +186,9 @@ def _raw_value(letter: dict) -> bytes | None:
 
 
 def test_regression_model_scalar_predictions(
-    spark, kafka_bootstrap, new_topic, amount_regressor, tmp_path
+    spark, kafka_bootstrap, amount_regressor, tmp_path, service_topics
 ):
-    topics = {"in": new_topic(partitions=2), "out": new_topic(), "dlq": new_topic()}
+    topics = service_topics(partitions=2)
     features = feature_frame(200, seed=3).drop(columns=["merchant category"])
     events = [
         (f"r-{i}".encode(), json.dumps(_plain(row)).encode())

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from streamer.deploy.lease import (
+from streamer.errors import DeployError
+from streamer.handoff.lease import (
     DRAINING,
     RELEASED,
     RUNNING,
@@ -15,7 +16,6 @@ from streamer.deploy.lease import (
     LeaseConflict,
     LeaseHolder,
 )
-from streamer.errors import DeployError
 from tests.helpers import assert_eventually
 
 

@@ -2,8 +2,8 @@
 
 One small JSON record lives next to the offsets (``lease.json`` in the file store's
 directory, or under the S3 prefix). Every write is a compare-and-swap on the version read
-just before it: an exclusive ``flock`` around read-compare-rename for files, a conditional
-PUT (``If-Match`` / ``If-None-Match: *``) on S3. So two instances can never both move the
+just before it (:mod:`streamer.docstore`: ``flock`` around read-compare-rename for files,
+a conditional PUT on S3). So two instances can never both move the
 lease from the same version, and an instance whose epoch was superseded finds out at its
 next heartbeat.
 
@@ -25,23 +25,21 @@ so no clock is compared across hosts.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import logging
 import os
-import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import KW_ONLY, asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeGuard
 
+from streamer import docstore
 from streamer.config import Config
 from streamer.errors import ConfigError, DeployError, LeaseLostError
 from streamer.offsets.core import Offsets, format_offsets, parse_offsets
+from streamer.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +86,7 @@ class Lease:
                 if doc.get(key) is not None:
                     doc[key] = parse_offsets(json.dumps(doc[key]))
             return cls(**doc)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             raise DeployError(f"the lease record is unreadable ({exc}); inspect it") from exc
 
     def describe(self) -> str:
@@ -96,120 +94,74 @@ class Lease:
         return f'owner="{self.owner}" epoch="{self.epoch}" state="{self.state}"{extra}'
 
 
-class LeaseStore(Protocol):
-    description: str
+class LeaseStore:
+    """The lease document: read it with its version, write it by compare-and-swap.
+
+    Storage errors are :class:`DeployError`; a lost compare-and-swap is :class:`LeaseConflict`.
+    """
+
+    def __init__(self, document: docstore.Document) -> None:
+        self.document = document
+        self.description = document.description
 
     def read(self) -> tuple[Lease | None, str | None]:
         """The lease and its version token; ``(None, None)`` when there is none."""
-        ...
+        try:
+            found = self.document.read()
+        except docstore.DocumentError as exc:
+            raise DeployError(f"handoff lease: {exc}") from exc
+        return (Lease.decode(found[0]), found[1]) if found else (None, None)
 
     def write(self, lease: Lease, expect: str | None) -> str:
         """Write when the stored version is still ``expect`` (None: nothing stored).
         Returns the new version; raises :class:`LeaseConflict` otherwise."""
-        ...
+        try:
+            version = self.document.swap(lease.encode(), expect)
+        except docstore.DocumentError as exc:
+            raise DeployError(f"handoff lease: {exc}") from exc
+        if version is None:
+            raise LeaseConflict(f"lease changed under us ({self.description})")
+        return version
+
+    def update(
+        self, change: Callable[[Lease | None], Lease | None], attempts: int = 10
+    ) -> tuple[Lease | None, Lease | None]:
+        """Read, ``change``, write; again on a conflict. ``(read, written)``: ``written`` is
+        None when ``change`` wanted no write. Raises :class:`LeaseConflict` when every
+        attempt conflicted."""
+        for _ in range(attempts):
+            current, token = self.read()
+            wanted = change(current)
+            if wanted is None:
+                return current, None
+            try:
+                self.write(wanted, token)
+            except LeaseConflict:
+                continue
+            return current, wanted
+        raise LeaseConflict(f"the lease kept changing under us ({self.description})")
 
 
-class FileLeaseStore:
-    """``lease.json`` in a local directory; CAS under an exclusive ``flock``."""
+class FileLeaseStore(LeaseStore):
+    """``lease.json`` in a local directory."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory)
-        self.path = self.dir / LEASE_NAME
-        self.description = f"file:{self.path}"
-
-    @staticmethod
-    def _token(data: bytes) -> str:
-        return hashlib.sha256(data).hexdigest()[:16]
-
-    def _read_locked(self) -> tuple[Lease | None, str | None]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return None, None
-        return Lease.decode(data), self._token(data)
-
-    def _locked(self) -> Any:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / ".lease.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
-
-    def read(self) -> tuple[Lease | None, str | None]:
-        fd = self._locked()
-        try:
-            return self._read_locked()
-        finally:
-            os.close(fd)
-
-    def write(self, lease: Lease, expect: str | None) -> str:
-        data = lease.encode()
-        fd = self._locked()
-        try:
-            _, current = self._read_locked()
-            if current != expect:
-                raise LeaseConflict(f"lease changed under us ({self.description})")
-            tmp_fd, tmp = tempfile.mkstemp(prefix=".lease-", dir=self.dir)
-            with os.fdopen(tmp_fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.dir, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-            return self._token(data)
-        finally:
-            os.close(fd)
+        # The lock file earlier versions use, so a mixed-version pair still excludes each other.
+        lock = self.dir / ".lease.lock"
+        super().__init__(docstore.FileDocument(self.dir / LEASE_NAME, lock=lock))
 
 
-class S3LeaseStore:
-    """``lease.json`` under an S3 prefix; CAS by conditional PUT on the ETag."""
+class S3LeaseStore(LeaseStore):
+    """``lease.json`` under an S3 prefix."""
 
     def __init__(self, url: str, client: Mapping[str, Any] | None = None) -> None:
-        match = re.match(r"^s3a?://([^/]+)/?(.*)$", url)
-        if not match:
+        location = docstore.split_s3_url(url)
+        if location is None:
             raise ConfigError(f"config error: offsets.path = {url!r}: expected s3://bucket/prefix")
-        self.bucket = match[1]
-        prefix = match[2].strip("/")
+        bucket, prefix = location
         self.key = f"{prefix}/{LEASE_NAME}" if prefix else LEASE_NAME
-        self.description = f"s3://{self.bucket}/{self.key}"
-        import boto3
-
-        self._s3 = boto3.client("s3", **dict(client or {}))
-
-    def read(self) -> tuple[Lease | None, str | None]:
-        try:
-            obj = self._s3.get_object(Bucket=self.bucket, Key=self.key)
-        except self._s3.exceptions.NoSuchKey:
-            return None, None
-        except Exception as exc:
-            raise DeployError(f"cannot read the lease {self.description}: {exc}") from exc
-        return Lease.decode(obj["Body"].read()), str(obj["ETag"])
-
-    def write(self, lease: Lease, expect: str | None) -> str:
-        from botocore.exceptions import ClientError
-
-        condition = {"IfMatch": expect} if expect else {"IfNoneMatch": "*"}
-        try:
-            response = self._s3.put_object(
-                Bucket=self.bucket,
-                Key=self.key,
-                Body=lease.encode(),
-                ContentType="application/json",
-                **condition,
-            )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (
-                409,
-                412,
-            ):
-                raise LeaseConflict(f"lease changed under us ({self.description})") from exc
-            raise DeployError(f"cannot write the lease {self.description}: {exc}") from exc
-        return str(response["ETag"])
+        super().__init__(docstore.S3Document(docstore.s3_client(client), bucket, self.key))
 
 
 def lease_store_for(config: Config) -> LeaseStore:
@@ -230,6 +182,11 @@ def _identity(lease: Lease) -> tuple[int, str]:
     return lease.epoch, lease.instance
 
 
+def asked_by(lease: Lease | None, color: str) -> TypeGuard[Lease]:
+    """Whether ``lease`` carries ``color``'s request to drain."""
+    return lease is not None and lease.state == DRAINING and lease.successor == color
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -244,6 +201,7 @@ class Acquired:
     waited_seconds: float
 
 
+@dataclass(eq=False)
 class LeaseHolder:
     """One instance's side of the protocol: acquire (or take over), heartbeat, release.
 
@@ -255,28 +213,21 @@ class LeaseHolder:
     write.
     """
 
-    def __init__(
-        self,
-        store: LeaseStore,
-        color: str,
-        instance: str,
-        *,
-        lease_timeout: float,
-        heartbeat: float,
-        poll: float = 0.2,
-    ) -> None:
-        self.store = store
-        self.color = color
-        self.instance = instance
-        self.lease_timeout = lease_timeout
-        self.heartbeat = heartbeat
-        self.poll = poll
-        self.lease: Lease | None = None
-        self._lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._position: Callable[[], Offsets | None] = lambda: None
+    store: LeaseStore
+    color: str
+    instance: str
+    _: KW_ONLY
+    lease_timeout: float
+    heartbeat: float
+    poll: float = 0.2
+    lease: Lease | None = field(default=None, init=False)
+    _lost: threading.Event = field(default_factory=threading.Event, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _beat: Periodic = field(init=False)
+    _position: Callable[[], Offsets | None] = field(default=lambda: None, init=False)
+
+    def __post_init__(self) -> None:
+        self._beat = Periodic("streamer-lease", self.heartbeat, lambda: False)  # started later
 
     @property
     def owned(self) -> bool:
@@ -294,8 +245,7 @@ class LeaseHolder:
         except Exception as exc:
             log.warning('lease unreadable before an offsets write error="%s"', exc)
             return True
-        mine = self.lease
-        if mine is None or current is None or _identity(current) != _identity(mine):
+        if not self._still_mine(current):
             self._lost.set()
             return False
         return True
@@ -385,19 +335,19 @@ class LeaseHolder:
         False when the owner has already acknowledged it (``handing_over``): it is draining
         and will release, and undoing the request then would leave nobody consuming.
         """
-        for _ in range(10):
-            lease, token = self.store.read()
-            if lease is None or lease.state != DRAINING or lease.successor != self.color:
-                return True
-            if lease.handing_over:
-                return False
-            try:
-                self.store.write(replace(lease, state=RUNNING, successor=None), token)
-                log.warning("takeover withdrawn %s", lease.describe())
-                return True
-            except LeaseConflict:
-                continue
-        return False
+
+        def undo(lease: Lease | None) -> Lease | None:
+            if asked_by(lease, self.color) and not lease.handing_over:
+                return replace(lease, state=RUNNING, successor=None)
+            return None
+
+        try:
+            before, withdrawn = self.store.update(undo)
+        except LeaseConflict:
+            return False
+        if withdrawn is not None:
+            log.warning("takeover withdrawn %s", withdrawn.describe())
+        return not (asked_by(before, self.color) and before.handing_over)
 
     def start_heartbeat(
         self,
@@ -408,84 +358,86 @@ class LeaseHolder:
     ) -> None:
         """Refresh the lease every ``heartbeat`` seconds until :meth:`release` or loss."""
         self._position = position
+        asked = False
 
-        def beat() -> None:
-            asked = False
-            while not self._stop.wait(self.heartbeat):
-                try:
-                    with self._lock:
-                        if self._stop.is_set():
-                            return
-                        lease = self._refresh()
-                except LeaseLostError:
-                    self._lost.set()
-                    current, _ = self.store.read()
-                    log.error(
-                        'lease lost; stopping without writing mine_epoch="%d" now=%s',
-                        self.lease.epoch if self.lease else -1,
-                        current.describe() if current else "none",
-                    )
-                    on_lost(current)
-                    return
-                except Exception as exc:  # store unreachable: the lease ages; keep trying
-                    log.warning('lease heartbeat failed error="%s"', exc)
-                    continue
-                if lease.state == DRAINING and not asked:
-                    asked = True
-                    log.info('handoff requested successor="%s"', lease.successor)
-                    on_handoff(lease.successor or "")
+        def beat() -> bool:
+            nonlocal asked
+            try:
+                with self._lock:
+                    if self._beat.stopping:
+                        return False
+                    lease = self._refresh()
+            except LeaseLostError:
+                self._lost.set()
+                current, _ = self.store.read()
+                log.error(
+                    'lease lost; stopping without writing mine_epoch="%d" now=%s',
+                    self.lease.epoch if self.lease else -1,
+                    current.describe() if current else "none",
+                )
+                on_lost(current)
+                return False
+            except Exception as exc:  # store unreachable: the lease ages; keep trying
+                log.warning('lease heartbeat failed error="%s"', exc)
+                return True
+            if lease.state == DRAINING and not asked:
+                asked = True
+                log.info('handoff requested successor="%s"', lease.successor)
+                on_handoff(lease.successor or "")
+            return True
 
-        self._thread = threading.Thread(target=beat, name="streamer-lease", daemon=True)
-        self._thread.start()
+        self._beat = Periodic("streamer-lease", self.heartbeat, beat).start()
+
+    def _still_mine(self, current: Lease | None) -> bool:
+        mine = self.lease
+        return mine is not None and current is not None and _identity(current) == _identity(mine)
 
     def _refresh(self) -> Lease:
         """One heartbeat: CAS our lease with a new timestamp, keeping a successor's request."""
-        for _ in range(5):
-            current, token = self.store.read()
-            mine = self.lease
-            if mine is None or current is None or _identity(current) != _identity(mine):
-                raise LeaseLostError("the lease moved on")
-            fresh = replace(
+
+        def fresh(current: Lease | None) -> Lease | None:
+            if current is None or not self._still_mine(current):
+                return None
+            return replace(
                 current,
                 heartbeat_at=_now_ms(),
                 position=self._position(),
                 handing_over=current.state == DRAINING,
             )
-            try:
-                self.store.write(fresh, token)
-            except LeaseConflict:
-                continue
-            self.lease = fresh
-            return fresh
-        raise DeployError("lease heartbeat kept conflicting")
+
+        _, written = self.store.update(fresh, attempts=5)
+        if written is None:
+            raise LeaseLostError("the lease moved on")
+        self.lease = written
+        return written
 
     def release(self, offsets: Offsets | None, last_output_at: int | None) -> bool:
         """Mark the lease released at ``offsets``; False when it was no longer ours."""
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=self.heartbeat + 10)
+        self._beat.stop(timeout=self.heartbeat + 10)
+
+        def done(current: Lease | None) -> Lease | None:
+            if current is None or not self._still_mine(current):
+                return None
+            return replace(
+                current,
+                state=RELEASED,
+                heartbeat_at=_now_ms(),
+                offsets=offsets,
+                last_output_at=last_output_at,
+            )
+
         with self._lock:
             if self._lost.is_set() or self.lease is None:
                 return False
-            for _ in range(10):
-                current, token = self.store.read()
-                if current is None or _identity(current) != _identity(self.lease):
-                    self._lost.set()
-                    return False
-                done = replace(
-                    current,
-                    state=RELEASED,
-                    heartbeat_at=_now_ms(),
-                    offsets=offsets,
-                    last_output_at=last_output_at,
-                )
-                try:
-                    self.store.write(done, token)
-                except LeaseConflict:
-                    continue
-                self.lease = done
-                log.info(
-                    'lease released %s offsets="%s"', done.describe(), format_offsets(offsets or {})
-                )
-                return True
-        return False
+            try:
+                _, released = self.store.update(done)
+            except LeaseConflict:
+                return False
+            if released is None:
+                self._lost.set()
+                return False
+            self.lease = released
+            log.info(
+                'lease released %s offsets="%s"', released.describe(), format_offsets(offsets or {})
+            )
+            return True
