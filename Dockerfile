@@ -1,7 +1,9 @@
 # The streamer service image: Python 3.11, Java 17, streamer, and Spark's Kafka connector
-# (so kafka.backend: auto picks the jvm backend). Every JVM version comes from
-# streamer/jvm/pom.xml: the connector's jars are resolved by Maven from that pom, and pyspark
-# is installed at the pom's spark.version. tests/unit/test_versions.py checks this file.
+# (so kafka.backend: auto picks the jvm backend). It has the train extra: docker-compose.yml
+# trains the demo model in this image, and the service loads that scikit-learn model.
+# Every JVM version comes from streamer/jvm/pom.xml: the connector's jars are resolved by
+# Maven from that pom, and pyspark is installed at the pom's spark.version.
+# tests/unit/test_versions.py checks this file.
 
 FROM maven:3.9-eclipse-temurin-17 AS jars
 COPY streamer/jvm/pom.xml /jvm/pom.xml
@@ -19,7 +21,7 @@ COPY pyproject.toml README.md ./
 COPY streamer ./streamer
 COPY conf ./conf
 RUN SPARK_VERSION="$(sed -n 's:.*<spark.version>\(.*\)</spark.version>.*:\1:p' streamer/jvm/pom.xml)" \
- && pip install --no-cache-dir . "pyspark==${SPARK_VERSION}"
+ && pip install --no-cache-dir ".[train]" "pyspark==${SPARK_VERSION}"
 
 COPY --from=jars /jars /tmp/connector
 RUN cp /tmp/connector/*.jar "$(python -c 'import pyspark, os; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')" \

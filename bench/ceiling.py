@@ -39,21 +39,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench.workload import BOOLS, FEATURES, FLOATS, INTS, STRINGS
-from streamer.kafka.pysource import PRODUCER_DEFAULTS as PRODUCER  # what the sink uses
+from streamer.kafka.pyworker import PRODUCER_DEFAULTS as PRODUCER  # what the sink uses
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
     """(start, end) per partition; the end read with fetch on tansu, ListOffsets elsewhere."""
-    from streamer.kafka.admin import OffsetProbe, cluster_id, is_tansu
+    from streamer.kafka.probe import topic_ends
 
-    strategy = "fetch" if is_tansu(cluster_id(bootstrap, {})) else "list"
-    probe = OffsetProbe(bootstrap, {}, strategy)
-    try:
-        tps = probe.partitions([topic])
-        starts, ends = probe.earliest(tps), probe.latest(tps)
-    finally:
-        probe.close()
-    return {p: (starts[(t, p)], ends[(t, p)]) for t, p in tps}
+    starts, ends = topic_ends(bootstrap, {}, [topic])
+    return {p: (starts[(t, p)], end) for (t, p), end in ends.items()}
 
 
 def _arrow_schema() -> Any:
@@ -97,6 +91,8 @@ def _work(
     import numpy as np
     import pyarrow.json as pj
     from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+    from streamer.kafka.io import send
 
     model = mlflow.pyfunc.load_model(model_path)
     parse = pj.ParseOptions(explicit_schema=_arrow_schema(), unexpected_field_behavior="ignore")
@@ -184,13 +180,7 @@ def _work(
                 },
                 separators=(",", ":"),
             ).encode()
-            key = event_id.encode()
-            while True:
-                try:
-                    producer.produce(output_topic, value=value, key=key, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            send(producer, output_topic, value, event_id.encode(), on_delivery=on_delivery)
         producer.poll(0)
         rows += len(values)
         t4 = time.perf_counter()

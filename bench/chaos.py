@@ -22,6 +22,7 @@ yet been persisted (progress is delivered asynchronously after the sink commit).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -36,8 +37,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-
 from bench.common import (
     consumed,
     demo_model,
@@ -48,6 +47,7 @@ from bench.common import (
     write_results,
 )
 from streamer.kafka.admin import OffsetProbe, create_topics
+from streamer.kafka.io import NotAtEnd, produce_all, read_to_end
 from streamer.offsets.stores import FileStore
 
 PARTITIONS = 4
@@ -86,52 +86,18 @@ def produce_at_rate(
     rate: float,
     done: threading.Event,
 ) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10})
-    started = time.monotonic()
-    for i, (key, value) in enumerate(events):
-        due = started + i / rate
-        while time.monotonic() < due:
-            producer.poll(min(0.05, max(0.0, due - time.monotonic())))
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    if producer.flush(120) != 0:
-        raise RuntimeError("chaos producer could not deliver every event")
+    produce_all(bootstrap, {}, topic, events, defaults={"linger.ms": 10}, rate=rate)
     done.set()
 
 
 def read_sources(bootstrap: str, topics: Sequence[str]) -> list[tuple[int, int, int]]:
     """(source partition, source offset, record timestamp ms) of every output and dead
     letter in ``topics``, read to the end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"chaos-check-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
     seen: list[tuple[int, int, int]] = []
-    try:
-        tps = []
-        for topic in topics:
-            meta = consumer.list_topics(topic, timeout=10).topics[topic]
-            tps += [TopicPartition(topic, p, 0) for p in meta.partitions]
-        consumer.assign(tps)
-        pending = {(tp.topic, tp.partition) for tp in tps}
-        deadline = time.monotonic() + 120
-        while pending and time.monotonic() < deadline:
-            for m in consumer.consume(5000, timeout=0.5):
-                if m.error() is None:
-                    source = json.loads(m.value())["source"]
-                    seen.append((source["partition"], source["offset"], m.timestamp()[1]))
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard((m.topic(), m.partition()))
-    finally:
-        consumer.close()
+    with contextlib.suppress(NotAtEnd):  # as before: after 120 s, what was read
+        for m in read_to_end(bootstrap, {}, topics, timeout=120):
+            source = json.loads(m.value())["source"]
+            seen.append((source["partition"], source["offset"], m.timestamp()[1]))
     return seen
 
 
@@ -279,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from contextlib import ExitStack
 
-    from streamer.synthetic import events as synthetic_events
+    from streamer.tools.synthetic import events as synthetic_events
 
     work = new_work_dir(args.work_dir)
     with ExitStack() as stack:

@@ -78,7 +78,7 @@ def broker_for(args: argparse.Namespace, stack: ExitStack) -> tuple[str, str]:
 def demo_model(work: Path) -> tuple[str, str]:
     """The demo's fraud model, trained and registered under ``work`` once:
     ``(model URI, tracking URI)``."""
-    from streamer.demo import ensure_model
+    from streamer.tools.demo import ensure_model
 
     return ensure_model(work)
 
@@ -231,10 +231,21 @@ def machine() -> dict[str, str]:
     return {"cores": str(os.cpu_count()), "ram": ram, "cpu": cpu}
 
 
+BENCH_OUTPUTS = (":(exclude)bench/RESULTS.md", ":(exclude)bench/*.png")
+"""What the runners themselves write: a run that rewrote them is still from a clean commit."""
+
+
 def git_commit() -> str:
-    return subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=REPO
-    ).stdout.strip()
+    """The commit the code under measurement is at, ``-dirty`` if any tracked file but the
+    runners' own outputs differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=REPO
+        ).stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *BENCH_OUTPUTS)
+    return git("rev-parse", "--short", "HEAD") + ("-dirty" if changed else "")
 
 
 def pyspark_version() -> str:

@@ -41,8 +41,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Producer
-
 if __package__ in (None, ""):  # run as a script, python bench/handoff.py
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -58,6 +56,7 @@ from bench.common import (
 )
 from streamer.config import load_config
 from streamer.kafka.admin import create_topics
+from streamer.kafka.io import produce_all
 from streamer.offsets.stores import OffsetStore, store_for
 
 PARTITIONS = 4
@@ -108,24 +107,22 @@ class _Producer(threading.Thread):
         self.error: Exception | None = None
 
     def run(self) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 10})
-        started = time.monotonic()
-        try:
+        def records() -> Iterator[tuple[bytes, bytes]]:
             for value in self.events:
                 if self.stop.is_set():
-                    break
-                due = started + self.count / self.rate
-                while time.monotonic() < due:
-                    producer.poll(min(0.05, max(0.0, due - time.monotonic())))
-                while True:
-                    try:
-                        producer.produce(self.topic, key=str(self.count).encode(), value=value)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
+                    return
+                yield str(self.count).encode(), value
                 self.count += 1
-            if producer.flush(120) != 0:
-                raise RuntimeError("producer could not deliver every event")
+
+        try:
+            produce_all(
+                self.bootstrap,
+                {},
+                self.topic,
+                records(),
+                defaults={"linger.ms": 10},
+                rate=self.rate,
+            )
         except Exception as exc:
             self.error = exc
 
@@ -209,7 +206,7 @@ def run_switches(
     """Run the service through ``switches`` (each one of :data:`KINDS`) while events flow.
     ``offsets``: the config's offsets section (default: a file store in ``work``); the lease
     lives beside the offsets, so an S3 store puts the lease on S3 too."""
-    from streamer.synthetic import events as synthetic_events
+    from streamer.tools.synthetic import events as synthetic_events
 
     unknown = [s for s in switches if s not in KINDS]
     if unknown:

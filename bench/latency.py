@@ -115,16 +115,12 @@ def _produce(
         from confluent_kafka import Producer
 
         from bench.workload import event_values, features
-        from streamer.kafka.pysource import PRODUCER_DEFAULTS
+        from streamer.kafka.io import Delivery, send
+        from streamer.kafka.pyworker import PRODUCER_DEFAULTS
 
         total = round(rate * seconds)
         bodies = [v.split(b",", 1)[1] for v in event_values(features(min(total, POOL), seed=seed))]
-        failures: list[str] = []
-
-        def on_delivery(error: Any, _message: Any) -> None:
-            if error is not None:
-                failures.append(str(error))
-
+        delivery = Delivery()
         producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS})
         producer.list_topics(topic, timeout=10)
         out.put({"ready": total})
@@ -138,18 +134,8 @@ def _produce(
             due = min(total, int(rate * (now - start)) + 1)
             for i in range(sent, due):
                 value = b'{"event_id":"lat-%d",%s' % (i, bodies[i % len(bodies)])
-                while True:
-                    try:
-                        producer.produce(
-                            topic,
-                            value=value,
-                            key=b"lat-%d" % i,
-                            partition=i % PARTITIONS,
-                            on_delivery=on_delivery,
-                        )
-                        break
-                    except BufferError:
-                        producer.poll(0.01)
+                key = b"lat-%d" % i
+                send(producer, topic, value, key, partition=i % PARTITIONS, on_delivery=delivery)
             sent = due
             producer.poll(0)
             tick += 1
@@ -165,7 +151,7 @@ def _produce(
                 "rate": (sent - 1) / seconds_sent if seconds_sent > 0 else None,
                 "max_late_ms": late * 1000,
                 "unacknowledged": remaining,
-                "failed": len(failures),
+                "failed": len(delivery.failures),
             }
         )
     except BaseException as exc:
@@ -228,21 +214,23 @@ def _outputs(bootstrap: str, topics: Sequence[str]) -> int:
 def _prime(spec: dict, outputs: Sequence[str], timeout: float = 300.0) -> dict[int, int]:
     """:data:`PRIME_ROUNDS` rounds of :data:`PRIME_EVENTS` events, each round waited for on
     ``outputs``; the priming events per partition (the first offsets of each)."""
-    from confluent_kafka import Producer
-
     from bench.workload import event_values, features
-    from streamer.kafka.pysource import PRODUCER_DEFAULTS
+    from streamer.kafka.io import produce_all
+    from streamer.kafka.pyworker import PRODUCER_DEFAULTS
 
-    producer = Producer({"bootstrap.servers": spec["bootstrap"], **PRODUCER_DEFAULTS})
     values = event_values(features(PRIME_ROUNDS * PRIME_EVENTS, seed=spec["seed"] + 1), 0, "prime")
     deadline = time.monotonic() + timeout
     for r in range(PRIME_ROUNDS):
-        for i in range(r * PRIME_EVENTS, (r + 1) * PRIME_EVENTS):
-            producer.produce(
-                spec["input"], value=values[i], key=b"prime-%d" % i, partition=i % PARTITIONS
-            )
-        if producer.flush(30):
-            raise RuntimeError("priming events not delivered")
+        first = r * PRIME_EVENTS
+        produce_all(
+            spec["bootstrap"],
+            {},
+            spec["input"],
+            ((b"prime-%d" % i, values[i]) for i in range(first, first + PRIME_EVENTS)),
+            timeout=30,
+            defaults=PRODUCER_DEFAULTS,
+            partition=lambda j, first=first: (first + j) % PARTITIONS,
+        )
         while _outputs(spec["bootstrap"], outputs) < (r + 1) * PRIME_EVENTS:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"priming round {r + 1} not scored within {timeout:.0f}s")
@@ -342,38 +330,18 @@ def run_step(name: str, spec: dict, timeout: float) -> dict:
 
 def read_input(bootstrap: str, topic: str, timeout: float = 300.0) -> dict[int, np.ndarray]:
     """Record timestamps (ms) of ``topic`` by partition, indexed by offset (-1 for a gap)."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from streamer.kafka.admin import topic_partitions
+    from streamer.kafka.io import read_to_end
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"latency-check-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "queued.min.messages": 100_000,
-            "fetch.queue.backoff.ms": 5,
-        }
+    partitions = topic_partitions(bootstrap, {}, [topic])[topic]
+    seen: dict[int, tuple[list[int], list[int]]] = {p: ([], []) for p in partitions}
+    read = read_to_end(
+        bootstrap, {}, [topic], timeout=timeout, defaults={"fetch.queue.backoff.ms": 5}
     )
-    seen: dict[int, tuple[list[int], list[int]]] = {}
-    try:
-        partitions = consumer.list_topics(topic, timeout=15).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        seen = {p: ([], []) for p in partitions}
-        pending = set(partitions)
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: partitions {sorted(pending)} not at the end")
-            for m in consumer.consume(10_000, timeout=0.5):
-                error = m.error()
-                if error is None:
-                    offsets, stamps = seen[m.partition()]
-                    offsets.append(m.offset())
-                    stamps.append(m.timestamp()[1])
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(m.partition())
-    finally:
-        consumer.close()
+    for m in read:
+        offsets, stamps = seen[m.partition()]
+        offsets.append(m.offset())
+        stamps.append(m.timestamp()[1])
     out = {}
     for p, (offsets, stamps) in seen.items():
         out[p] = np.full(max(offsets, default=-1) + 1, -1, dtype=np.int64)

@@ -111,9 +111,9 @@ def build_query(
 
 
 def _end_strategy(bootstrap: str) -> str:
-    from streamer.kafka.admin import cluster_id, is_tansu
+    from streamer.kafka.probe import resolve_end_offsets
 
-    return "fetch" if is_tansu(cluster_id(bootstrap, {})) else "list"
+    return resolve_end_offsets("auto", bootstrap, {})
 
 
 def recipe_session(master: str = "local[2]") -> Any:

@@ -295,12 +295,12 @@ def _phase_profile(spec: dict) -> dict:
     ``read_chunks``, the scorer (parse, predict, output records), the producer. Same model,
     same events, one process."""
     import mlflow.pyfunc
-    import numpy as np
 
-    from streamer.kafka.pysource import Delivery, KafkaInputPartition, _worker_consumer, read_chunks
+    from streamer.kafka.pyworker import Delivery, KafkaInputPartition, read_chunks, worker_consumer
     from streamer.scoring import cache
     from streamer.scoring.model import resolve_model
-    from streamer.scoring.udf import Scorer, ScoringSettings, predict_isolating
+    from streamer.scoring.predictions import predict_isolating
+    from streamer.scoring.scorer import Scorer, ScoringSettings
 
     work = Path(spec["work"]) / "profile"
     work.mkdir(parents=True, exist_ok=True)
@@ -311,7 +311,7 @@ def _phase_profile(spec: dict) -> dict:
     cache._models[model_spec.ship_name] = model  # what SparkFiles + get_model would load
     dead_letters = spec["dead_letter_topics"]["streamer"]
     scorer = Scorer(model_spec, ScoringSettings(spec["scratch"], dead_letters, 1_048_576))
-    consumer = _worker_consumer(spec["bootstrap"], {})
+    consumer = worker_consumer(spec["bootstrap"], {})
     rows = min(spec["profile_rows"], spec["events"] // PARTITIONS)
     spent = dict.fromkeys(("read", "parse", "predict", "score", "produce"), 0.0)
 
@@ -327,16 +327,10 @@ def _phase_profile(spec: dict) -> dict:
         part = KafkaInputPartition(spec["input"], rep % PARTITIONS, 0, rows)
         chunks = timed("read", lambda p=part: list(read_chunks(consumer, p, 120.0)))
         delivery = Delivery(spec["bootstrap"], {}, 120.0)
-        for keys, values, offsets, stamps in chunks:
-            parsed = timed("parse", lambda v=values: scorer.parser.parse(v))
+        for chunk in chunks:
+            parsed = timed("parse", lambda v=chunk.values: scorer.parser.parse(v))
             timed("predict", lambda p=parsed: predict_isolating(model, p.frame))
-            n = len(offsets)
-            columns = timed(
-                "score",
-                lambda k=keys, v=values, o=offsets, t=stamps, n=n, p=part.partition: scorer.score(
-                    k, v, [spec["input"]] * n, [p] * n, o, np.asarray(t, float)
-                ),
-            )
+            columns = timed("score", lambda c=chunk: scorer.score(c))
             timed(
                 "produce",
                 lambda c=columns, d=delivery: d.produce(c["topic"], c["key"], c["value"]),
@@ -383,38 +377,15 @@ def read_keys(
 ) -> tuple[int, int]:
     """(records, distinct keys) in ``topic``, read to the end of every partition; with
     ``predictions``, each record's ``prediction`` field lands there by key as well."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from streamer.kafka.io import read_to_end
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"throughput-check-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "queued.min.messages": 100_000,
-        }
-    )
     records = 0
     keys: set[bytes] = set()
-    try:
-        meta = consumer.list_topics(topic, timeout=15).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-        pending = set(meta.partitions)
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: partitions {sorted(pending)} not at the end")
-            for m in consumer.consume(10_000, timeout=0.5):
-                error = m.error()
-                if error is None:
-                    records += 1
-                    keys.add(m.key())
-                    if predictions is not None:
-                        predictions[m.key()] = json.loads(m.value())["prediction"]
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(m.partition())
-    finally:
-        consumer.close()
+    for m in read_to_end(bootstrap, {}, [topic], timeout=timeout):
+        records += 1
+        keys.add(m.key())
+        if predictions is not None:
+            predictions[m.key()] = json.loads(m.value())["prediction"]
     return records, len(keys)
 
 

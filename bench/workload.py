@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from streamer.synthetic import MERCHANT_CATEGORIES
+from streamer.tools.synthetic import MERCHANT_CATEGORIES
 
 MODEL_NAME = "throughput-model"
 MODEL_ALIAS = "bench"
@@ -144,17 +144,20 @@ def preload(
 ) -> float:
     """Produce ``n`` events round-robin over ``partitions``; returns the seconds it took.
     The key is the event id. Raises when not every event is acknowledged in ``timeout``."""
-    from confluent_kafka import Producer
+    from streamer.kafka.io import produce_all
 
-    failures: list[str] = []
+    def records() -> Iterator[tuple[bytes, bytes]]:
+        for first, values in chunks(n, seed):
+            for i, value in enumerate(values, start=first):
+                yield event_id(i).encode(), value
 
-    def on_delivery(error, _message) -> None:
-        if error is not None:
-            failures.append(str(error))
-
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
+    started = time.monotonic()
+    produce_all(
+        bootstrap,
+        {},
+        topic,
+        records(),
+        defaults={
             "linger.ms": 20,
             "batch.size": 1_000_000,
             "batch.num.messages": 10_000,
@@ -162,33 +165,10 @@ def preload(
             "queue.buffering.max.messages": 500_000,
             "queue.buffering.max.kbytes": 1_048_576,
             "acks": "all",
-        }
+        },
+        partition=lambda i: i % partitions,
+        deadline=started + timeout,
     )
-    started = time.monotonic()
-    deadline = started + timeout
-    for first, values in chunks(n, seed):
-        for i, value in enumerate(values, start=first):
-            while True:
-                try:
-                    producer.produce(
-                        topic,
-                        value=value,
-                        key=event_id(i).encode(),
-                        partition=i % partitions,
-                        on_delivery=on_delivery,
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"preload: not done within {timeout:.0f}s") from None
-        producer.poll(0)
-    remaining = producer.flush(max(1.0, deadline - time.monotonic()))
-    if remaining or failures:
-        raise RuntimeError(
-            f"preload: {remaining} events unacknowledged, {len(failures)} failed "
-            f"(first: {failures[:1]})"
-        )
     return time.monotonic() - started
 
 
@@ -217,7 +197,7 @@ def train_and_register(
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    from streamer.train import log_classifier
+    from streamer.tools.train import log_classifier
 
     work_dir.mkdir(parents=True, exist_ok=True)
     tracking_uri = f"sqlite:///{work_dir / 'mlflow.db'}"

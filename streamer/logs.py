@@ -2,8 +2,9 @@
 
 Code logs with ``logging.getLogger(__name__)`` and ``key="value"`` context in the message.
 Two renderings: one JSON object per line (for collectors; the pairs become fields), or the
-text line itself when stderr is a TTY. Secret-looking pairs are masked either way, as a
-last line of defence: no code should log a secret in the first place.
+text line itself when stderr is a TTY. Secret settings in the message are masked either way
+(:func:`streamer.secrets.mask_assignments`, the one policy), as a last line of defence: no
+code should log a secret in the first place.
 """
 
 from __future__ import annotations
@@ -15,16 +16,11 @@ import re
 import sys
 from typing import IO, Any
 
+from streamer.secrets import mask_assignments
+
 _PAIR = re.compile(r'([A-Za-z_][\w.]*)="((?:[^"\\]|\\.)*)"')
-_SECRET_PAIR = re.compile(
-    r'((?:[\w.]*)(?:password|secret|token|jaas)[\w.]*)="(?:[^"\\]|\\.)*"', re.I
-)
 _QUIET = ("py4j", "urllib3", "mlflow", "alembic", "git", "filelock", "matplotlib")
 _HANDLER_NAME = "streamer"
-
-
-def _redact(text: str) -> str:
-    return _SECRET_PAIR.sub(r'\1="***"', text)
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -36,7 +32,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, and each key="value" pair."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = _redact(record.getMessage())
+        message = mask_assignments(record.getMessage())
         body: dict[str, Any] = {
             "ts": _timestamp(record),
             "level": record.levelname,
@@ -52,9 +48,8 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = (
-            f"{_timestamp(record)} {record.levelname} {record.name}: {_redact(record.getMessage())}"
-        )
+        message = mask_assignments(record.getMessage())
+        line = f"{_timestamp(record)} {record.levelname} {record.name}: {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

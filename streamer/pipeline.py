@@ -39,12 +39,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from streamer import metrics
-from streamer.kafka import SOURCE_COLUMNS, KafkaBackend
+from streamer.kafka.backend import SOURCE_COLUMNS, KafkaBackend
 from streamer.offsets import Offsets
-from streamer.scoring.groups import GroupedModels, Models, grouped_scores, specs_of
-from streamer.scoring.model import ModelSpec
+from streamer.scoring.model import Models, ModelSpec
 from streamer.scoring.schema import sample_value
-from streamer.scoring.udf import Scorer, ScoringSettings, make_scoring_udf
+from streamer.scoring.scorer import ScoringSettings
+from streamer.scoring.udf import make_scoring_udf
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,11 @@ def read_scored(
     need a shuffle (``applyInPandas`` by group), so they always take the second path. The
     records in Kafka are the same either way.
     """
-    if isinstance(models, GroupedModels):
-        scored = grouped_scores(backend.read_stream(spark, **read), models, scoring)
-    else:
-        scorer = Scorer(models, scoring, shadow=shadow)
-        if produced_in_source(backend, models):
-            scored = backend.read_stream(spark, scorer=scorer, produce=not dry_run, **read)
-            return metrics.observe(scored).select("topic", "key", "value")
-        source = backend.read_stream(spark, **read)
-        udf = make_scoring_udf(scorer)
-        # one output or dead letter per record, so the record's headers can ride beside it
-        extra = [c for c in source.columns if c not in SOURCE_COLUMNS]
-        scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r"), *extra)
-        scored = scored.select("r.*", *extra)
+    scorer = models.scorer(scoring, shadow=shadow) if backend.scores_in_source else None
+    if scorer is not None:
+        scored = backend.read_stream(spark, scorer=scorer, produce=not dry_run, **read)
+        return metrics.observe(scored).select("topic", "key", "value")
+    scored = models.scores(backend.read_stream(spark, **read), scoring, shadow=shadow)
     scored = metrics.observe(scored)
     sink = ["topic", "key", "value", *(["headers"] if "headers" in scored.columns else [])]
     if shadow is None or scoring.shadow_topic is None:
@@ -110,7 +102,7 @@ def read_scored(
 
 def produced_in_source(backend: KafkaBackend, models: Models) -> bool:
     """Whether :func:`read_scored` leaves nothing for the sink to write."""
-    return backend.scores_in_source and isinstance(models, ModelSpec)
+    return backend.scores_in_source and models.group_by is None
 
 
 def start_query(
@@ -125,26 +117,44 @@ def start_query(
     query_name: str,
     shadow: ModelSpec | None = None,
 ) -> StreamingQuery:
-    scored = read_scored(
+    return _write_scored(
         spark,
         backend,
         models,
         scoring,
-        shadow=shadow,
-        topics=[stream.input_topic],
-        start_offsets=start_offsets,
-        default_start=stream.default_start,
-        max_offsets_per_trigger=stream.max_offsets_per_trigger,
-        fence_file=stream.fence_file,
+        shadow,
+        read={
+            "topics": [stream.input_topic],
+            "start_offsets": start_offsets,
+            "default_start": stream.default_start,
+            "max_offsets_per_trigger": stream.max_offsets_per_trigger,
+            "fence_file": stream.fence_file,
+        },
+        write={
+            "checkpoint_dir": checkpoint_dir,
+            "trigger": stream.trigger,
+            "query_name": query_name,
+            "fence_file": stream.fence_file,
+        },
     )
-    return backend.write_stream(
-        scored,
-        checkpoint_dir=checkpoint_dir,
-        trigger=stream.trigger,
-        query_name=query_name,
-        produced=produced_in_source(backend, models),
-        fence_file=stream.fence_file,
-    )
+
+
+def _write_scored(
+    spark: SparkSession,
+    backend: KafkaBackend,
+    models: Models,
+    scoring: ScoringSettings,
+    shadow: ModelSpec | None,
+    *,
+    read: dict[str, Any],
+    write: dict[str, Any],
+    dry_run: bool = False,
+) -> StreamingQuery:
+    """The streaming plan from source to sink; a ``dry_run`` scores without writing."""
+    scored = read_scored(spark, backend, models, scoring, shadow=shadow, dry_run=dry_run, **read)
+    if dry_run:
+        scored = scored.where(F.col("topic").isNull())  # no scored row passes
+    return backend.write_stream(scored, produced=produced_in_source(backend, models), **write)
 
 
 def warm_up(
@@ -225,25 +235,20 @@ def _warm_up_stream(
         start.setdefault(topic, {})[partition] = max(
             earliest.get((topic, partition), 0), end - per_partition
         )
-    scored = read_scored(
+    query = _write_scored(
         spark,
         backend,
         models,
         scoring,
-        shadow=shadow,
+        shadow,
+        read={"topics": [input_topic], "start_offsets": start, "default_start": "latest"},
+        write={
+            "checkpoint_dir": checkpoint_dir,
+            "trigger": "0 seconds",
+            "query_name": f"warm-up-{uuid.uuid4().hex[:8]}",
+            "available_now": True,
+        },
         dry_run=True,
-        topics=[input_topic],
-        start_offsets=start,
-        default_start="latest",
-    )
-    nothing = scored.where(F.col("topic").isNull())
-    query = backend.write_stream(
-        nothing,
-        checkpoint_dir=checkpoint_dir,
-        trigger="0 seconds",
-        query_name=f"warm-up-{uuid.uuid4().hex[:8]}",
-        available_now=True,
-        produced=produced_in_source(backend, models),
     )
     try:
         query.awaitTermination(timeout)
@@ -272,7 +277,7 @@ def warm_up_workers(
     models are loaded (up to ``cache_size`` of them) but not sampled.
     """
     started = time.perf_counter()
-    specs = specs_of(models)
+    specs = models.served()
     room = scoring.cache_size - (1 if shadow is not None else 0)
     specs = specs[:room] + ([shadow] if shadow is not None else [])
     loads = [(s.ship_name, s.env_manager) for s in specs]
@@ -294,7 +299,8 @@ def warm_up_workers(
         yield from batches
 
     source = source.mapInPandas(load_model, source.schema)
-    if not isinstance(models, ModelSpec):
+    scorer = models.scorer(scoring, shadow=shadow)
+    if scorer is None:
         source.count()
         log.info(
             'models warmed up models="%d" partitions="%d" seconds="%.2f"',
@@ -303,7 +309,7 @@ def warm_up_workers(
             time.perf_counter() - started,
         )
         return {}
-    udf = make_scoring_udf(Scorer(models, scoring, shadow=shadow))
+    udf = make_scoring_udf(scorer)
     scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r")).select("r.*")
     destination = F.coalesce(F.col("reason"), F.col("topic"))
     counted = scored.groupBy(destination.alias("to")).agg(F.count("*").alias("n")).collect()

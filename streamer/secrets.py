@@ -8,8 +8,9 @@ certificate (``ssl.keystore.certificate.chain``), nor an OAuth token endpoint UR
 
 Everything that shows settings goes through here: config errors and ``Config.redacted()``
 (:mod:`streamer.config`), the Kafka client log lines (:func:`streamer.kafka.admin.loggable`),
-and Spark's own UI and event log through :data:`SPARK_REDACTION_REGEX` (for
-``spark.redaction.regex``), which matches every name :func:`is_secret` matches.
+every log line as a last line of defence (:mod:`streamer.logs`), and Spark's own UI and
+event log through :data:`SPARK_REDACTION_REGEX` (for ``spark.redaction.regex``), which
+matches every name :func:`is_secret` matches.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ SPARK_REDACTION_REGEX = "(?i)" + "|".join(
 Spark redacts a property when the regex matches its name or its value."""
 
 
+SPARK_STRING_REDACTION_REGEX = (
+    r"(?i)password=\"[^\"]*\""
+    r"|(passw(or)?d|secret|passphrase)[\"']?\s*[=:]\s*[\"']?[^\"'\s,;}\]]+"
+)
+"""For ``spark.redaction.string.regex`` (plans and explain output): a JAAS
+``password="..."`` and any ``password=``/``"secret": "..."`` pair in text."""
+
+
 def is_secret(key: str) -> bool:
     """Whether a setting named ``key`` holds a secret (case-insensitive, any prefix).
 
@@ -67,6 +76,22 @@ def mask_mapping(m: Mapping[Any, Any]) -> dict[Any, Any]:
     """A copy safe to show: values of secret keys become ``***`` at any depth, and
     credentials in URL values are hidden (:func:`mask_url`)."""
     return {k: (MASK if is_secret(str(k)) else _mask_value(v)) for k, v in m.items()}
+
+
+def mask_value(key: str, value: Any) -> Any:
+    """A value as shown beside the name of its setting (in a config error, say): masked
+    whole when ``key`` is secret; else the values of secret keys in mappings, at any depth,
+    and in text, secret ``name=value`` pairs and URL credentials (a malformed setting may
+    be a line of them)."""
+    if is_secret(key):
+        return MASK
+    if isinstance(value, Mapping):
+        return mask_mapping(value)
+    if isinstance(value, (list, tuple)):
+        return [mask_value("", v) for v in value]
+    if isinstance(value, str):
+        return mask_assignments(value)
+    return value
 
 
 def _mask_value(value: Any) -> Any:

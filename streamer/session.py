@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pyspark.sql import SparkSession
 
 from streamer.errors import SparkError, root_cause
+from streamer.secrets import SPARK_REDACTION_REGEX, SPARK_STRING_REDACTION_REGEX
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ DEFAULT_CONF: Mapping[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.streaming.stopGracefullyOnShutdown": "true",
     "spark.python.worker.reuse": "true",
+    # secrets in Spark's UI, event log and plan strings: every name streamer calls secret
+    "spark.redaction.regex": SPARK_REDACTION_REGEX,
+    "spark.sql.redaction.options.regex": SPARK_REDACTION_REGEX + "|url",
+    "spark.redaction.string.regex": SPARK_STRING_REDACTION_REGEX,
 }
 
 REQUIRED_CONF: Mapping[str, str] = {

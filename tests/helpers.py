@@ -1,14 +1,16 @@
-"""Test helpers: polling instead of sleeping, and plain confluent-kafka produce/consume."""
+"""Test helpers: polling instead of sleeping, and produce/consume through streamer.kafka.io."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING
+
+from streamer.kafka.admin import topic_partitions
+from streamer.kafka.io import NotAtEnd, produce_all, read_to_end
 
 T = TypeVar("T")
 
@@ -34,27 +36,9 @@ def produce(
     **conf: object,
 ) -> int:
     """Produce (key, value) records, batched the usual way (several records per batch)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, **conf})
-    count = 0
-    errors: list = []
-    for key, value in records:
-        kwargs = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    key=key,
-                    value=value,
-                    on_delivery=lambda e, _m: e and errors.append(e),
-                    **kwargs,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
-    assert producer.flush(60) == 0, "records not delivered within 60s"
-    assert not errors, errors[:3]
-    return count
+    return produce_all(
+        bootstrap, {}, topic, records, timeout=60, defaults=conf, partition=partition
+    )
 
 
 @dataclass(frozen=True)
@@ -73,55 +57,48 @@ def _record(m) -> Record:
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 120.0) -> list[Record]:
     """Read ``topic`` from the start until ``expected`` records arrived (fails on timeout),
-    then on until every partition's position reaches its high watermark as it stands then,
-    so every record present (duplicates and any other surplus included) is returned.
+    each round reading every partition on to its end (:func:`read_to_end`), so every
+    record present (duplicates and any other surplus included) is returned."""
+    return consume_topics(bootstrap, [topic], expected, timeout)
 
-    The end is the consumer's position, not the offset of a last message read: a transaction
-    marker takes an offset no message has, and the position steps over it."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
-        consumer.assign(partitions)
-        records: list[Record] = []
 
-        def read() -> None:
-            records.extend(_record(m) for m in consumer.consume(5000, timeout=0.5) if not m.error())
+def consume_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    expected: int,
+    timeout: float = 120.0,
+    *,
+    settle: float = 0.0,
+) -> list[Record]:
+    """:func:`consume_all` over several topics, ``expected`` records in all; with
+    ``settle``, once they arrived, wait that long and read on to the end once more, so that
+    a surplus still on its way (duplicates) is seen too."""
+    topics = list(topics)
+    deadline = time.monotonic() + timeout
+    partitions = topic_partitions(bootstrap, {}, topics)
+    starts = {(t, p): OFFSET_BEGINNING for t, ps in partitions.items() for p in ps}
+    records: list[Record] = []
 
-        def enough() -> None:
-            read()
-            assert len(records) >= expected, f"{len(records)} of {expected} records in {topic}"
+    def read_on() -> None:
+        ranges = {tp: (start, None) for tp, start in starts.items()}
+        left = max(10.0, deadline - time.monotonic())  # a busy broker's first fetch takes time
+        try:
+            for message in read_to_end(bootstrap, {}, ranges=ranges, timeout=left):
+                records.append(_record(message))
+                starts[(message.topic(), message.partition())] = message.offset() + 1
+        except NotAtEnd as exc:  # a failure of this check, as the count's is
+            raise AssertionError(f"{len(records)} of {expected} records in {topics}: {exc}") from exc
 
-        assert_eventually(enough, timeout=timeout, interval=0)
-        ends = {}
-        for tp in partitions:
-            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-            ends[tp.partition] = (low, high)
-
-        def at_the_ends() -> None:
-            behind = {}
-            for tp in consumer.position(partitions):
-                low, high = ends[tp.partition]
-                # No position yet: nothing read from that partition, which is at its end
-                # only when it holds nothing.
-                position = tp.offset if tp.offset >= 0 else low
-                if position < high:
-                    behind[tp.partition] = f"{position}/{high}"
-            if behind:
-                read()
-                raise AssertionError(f"{topic}: partitions short of the high watermark {behind}")
-
-        assert_eventually(at_the_ends, timeout=timeout, interval=0)
-        return records
-    finally:
-        consumer.close()
+    while True:
+        read_on()
+        if len(records) >= expected:
+            break
+        assert time.monotonic() < deadline, f"{len(records)} of {expected} records in {topics}"
+        time.sleep(0.2)
+    if settle:
+        time.sleep(settle)
+        read_on()
+    return records
 
 
 def add_partitions(bootstrap: str, topic: str, total: int) -> None:

@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import IO
@@ -29,7 +28,7 @@ from streamer.children import die_with
 from streamer.errors import KafkaIOError
 from streamer.jvm import broker_jars
 from streamer.kafka import secured
-from streamer.kafka.broker import free_port, stop_process
+from streamer.kafka.processes import free_port, stop_process, wait_until_up
 
 log = logging.getLogger(__name__)
 
@@ -215,23 +214,12 @@ class ApacheKafkaBroker:
         )
         # refused connections while the JVM starts are expected: keep librdkafka quiet
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers}, logger=_QUIET)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self.stop()
-                raise KafkaIOError(f"Apache Kafka exited at start (code {code}): {self._cause()}")
-            try:
-                if admin.list_topics(timeout=1.0).brokers:
-                    break
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise KafkaIOError(
-                        f"Apache Kafka did not answer on {self.bootstrap_servers} within "
-                        f"{timeout:.0f}s: {self._cause()}"
-                    ) from exc
-            time.sleep(0.2)
+        try:
+            name = f"Apache Kafka on {self.bootstrap_servers}"
+            wait_until_up(name, self._process, admin, timeout, self._cause)
+        except KafkaIOError:
+            self.stop()
+            raise
         log.info(
             'embedded broker started kind="kafka" bootstrap="%s" pid="%d" data_dir="%s"',
             self.bootstrap_servers,

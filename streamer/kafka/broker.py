@@ -7,13 +7,10 @@ multi-record batch); :class:`streamer.kafka.admin.OffsetProbe` works around it.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
-import socket
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +18,8 @@ from typing import IO, Any
 from confluent_kafka.admin import AdminClient
 
 from streamer.errors import KafkaIOError
+from streamer.kafka.processes import free_port as free_port  # also for the demo and tests
+from streamer.kafka.processes import stop_process, wait_until_up
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +37,6 @@ def tansu_binary() -> Path:
     if not os.access(binary, os.X_OK):
         binary.chmod(binary.stat().st_mode | 0o111)
     return binary
-
-
-def stop_process(
-    process: subprocess.Popen[bytes] | None, log_file: IO[bytes] | None, timeout: float
-) -> None:
-    """SIGTERM a broker process, SIGKILL it after ``timeout``, and close its log."""
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    if log_file is not None:
-        with contextlib.suppress(OSError):
-            log_file.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EmbeddedBroker:
@@ -105,20 +82,11 @@ class EmbeddedBroker:
             start_new_session=True,
         )
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._process.poll() is not None:
-                raise KafkaIOError(f"tansu exited at start with code {self._process.returncode}")
-            try:
-                admin.list_topics(timeout=1.0)
-                break
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise KafkaIOError(
-                        f"tansu did not answer on {url} within {timeout:.0f}s"
-                    ) from exc
-                time.sleep(0.1)
+        try:
+            wait_until_up(f"tansu on {url}", self._process, admin, timeout)
+        except KafkaIOError:
+            self.stop()
+            raise
         log.info('embedded broker started bootstrap="%s" pid="%d"', url, self._process.pid)
         return self
 
@@ -143,6 +111,7 @@ def embedded_broker(
     jars_root: Path,
     port: int | None = None,
     data_dir: str | Path | None = None,
+    sasl_ssl: bool = False,
 ) -> Any:
     """An embedded broker, not yet started: Apache Kafka (``kafka``, the reference) or
     tansu (``tansu``, a compatibility target). Both are context managers with
@@ -150,7 +119,9 @@ def embedded_broker(
     if kind == "kafka":
         from streamer.kafka.apache import ApacheKafkaBroker
 
-        return ApacheKafkaBroker(jars_root=jars_root, port=port, data_dir=data_dir)
+        return ApacheKafkaBroker(
+            jars_root=jars_root, port=port, data_dir=data_dir, sasl_ssl=sasl_ssl
+        )
     if kind == "tansu":
         if data_dir is not None:
             raise KafkaIOError("the tansu broker keeps its data in memory: drop --data-dir")

@@ -50,10 +50,9 @@ def reach(
     unresolvable raises after ``grace`` seconds without an answer; anything else after
     ``timeout``."""
     errors: list[KafkaError] = []
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap_servers, **client, "error_cb": errors.append},
-        logger=_QUIET,
-    )
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, **client}
+    conf["error_cb"] = errors.append
+    admin = AdminClient(conf, logger=_QUIET)
     started = time.monotonic()
     while True:
         try:

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamer.kafka.dialect import SCRAM_MODULE
+from streamer.kafka.dialect.jaas import SCRAM_MODULE
 
 MECHANISM = "SCRAM-SHA-512"
 LISTENER = "SASL_SSL"

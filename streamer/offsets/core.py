@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from streamer.errors import OffsetsError
 
 Offsets = dict[str, dict[int, int]]
+TP = tuple[str, int]
+"""A topic partition: ``(topic, partition)``."""
 
 
 def parse_offsets(text: str | None) -> Offsets:

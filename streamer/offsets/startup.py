@@ -19,15 +19,20 @@ The rules, in order:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
-from streamer.errors import OffsetsError
-from streamer.offsets.core import Offsets, format_offsets, parse_offsets
+from streamer.errors import KafkaIOError, MissingTopicError, OffsetsError, StreamerError
+from streamer.offsets.core import Offsets, format_offsets, merge_offsets, parse_offsets
+from streamer.offsets.stores import OffsetStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TopicPartition = tuple[str, int]
+Ends = tuple[dict[TopicPartition, int], dict[TopicPartition, int]]
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,79 @@ def check_stored(
 
 def describe(plan: StartPlan) -> str:
     return f'origin="{plan.origin}" offsets="{format_offsets(plan.offsets)}"'
+
+
+def plan_start(
+    store: OffsetStore,
+    reset: str | None,
+    ends: Callable[[], Ends],
+    *,
+    policy: str,
+    default_start: str,
+    on_skipped: Callable[[str, int], None],
+) -> tuple[StartPlan, Offsets]:
+    """Start offsets for the input topic, and the stored history to carry forward.
+
+    ``ends`` reads the broker's (earliest, latest) offsets, retried on a transient error;
+    ``reset`` is the operator's ``--reset-offsets``; ``policy`` is
+    ``offsets.on_out_of_range``; ``on_skipped(topic, count)`` counts events a ``skip`` jumps.
+    """
+    earliest, latest = _retrying(ends, "reading the input offsets")
+    history: Offsets = {}
+    if reset is not None:
+        offsets = resolve_reset(reset, earliest, latest)
+        if reset not in ("earliest", "latest"):
+            offsets = merge_offsets(_readable(store), offsets)
+        store.save(offsets, writer="reset")
+        log.warning('offsets reset by the operator to="%s" store="%s"', reset, store.description)
+        plan = StartPlan(offsets, f"--reset-offsets {reset}")
+    elif (stored := store.load()) is None:
+        plan = StartPlan({}, f"empty store, kafka.starting_offsets={default_start}")
+    else:
+        start, skipped = check_stored(stored.offsets, earliest, latest, policy)
+        for (skipped_topic, _), count in skipped.items():
+            on_skipped(skipped_topic, count)
+        plan = StartPlan(start, f"store generation {stored.generation or 'committed'}")
+        history = stored.offsets
+    log.info('start offsets store="%s" %s', store.description, describe(plan))
+    return plan, history
+
+
+def _readable(store: OffsetStore) -> Offsets:
+    """The stored offsets, or none when the store is empty or unreadable (being reset)."""
+    try:
+        stored = store.load()
+    except StreamerError as exc:
+        log.warning('ignoring the unreadable offset store for the reset error="%s"', exc)
+        return {}
+    return stored.offsets if stored else {}
+
+
+def _retrying(call: Callable[[], T], what: str, attempts: int = 4, backoff: float = 2.0) -> T:
+    """``call()``, retried on a transient Kafka error: a start-up that took a Spark session
+    and a model warm-up is not thrown away for one slow broker answer. A missing topic is
+    not transient."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except MissingTopicError:
+            raise
+        except KafkaIOError as exc:
+            if attempt == attempts:
+                raise
+            log.warning('%s failed; retrying attempt="%d" error="%s"', what, attempt, exc)
+            time.sleep(backoff * attempt)
+    raise AssertionError("unreachable")
+
+
+def offset_difference(previous: Offsets, start: Offsets) -> tuple[int, int]:
+    """(events skipped, events read again) going from ``previous``'s end to ``start``."""
+    lost = duplicates = 0
+    for topic in set(previous) | set(start):
+        before, after = previous.get(topic, {}), start.get(topic, {})
+        for partition in set(before) | set(after):
+            if partition in before and partition in after:
+                delta = after[partition] - before[partition]
+                lost += max(0, delta)
+                duplicates += max(0, -delta)
+    return lost, duplicates

@@ -21,28 +21,22 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.errors import StreamerError
 from streamer.scoring import envs
-from streamer.scoring.groups import GroupedModels, Models, specs_of
-from streamer.scoring.model import ModelSpec, incompatibilities
+from streamer.scoring.model import Models, ModelSpec, incompatibilities
 from streamer.scoring.parse import RecordParser
-from streamer.scoring.udf import predict_isolating
+from streamer.scoring.predictions import predict_isolating
 
 log = logging.getLogger(__name__)
 
 Resolve = Callable[[], Models]
 """Resolves ``model.uri`` afresh: a ModelSpec, or a GroupedModels for a template."""
 Peek = Callable[[], str]
-"""What :func:`identity` would say of a fresh resolve, from registry metadata alone."""
-
-
-def identity(models: Models) -> str:
-    """What names the served version(s): ``name/version``, or the groups' pinned versions."""
-    if isinstance(models, ModelSpec):
-        return models.pinned_uri
-    return str(models.key())
+"""What :meth:`.model.Models.identity` would say of a fresh resolve, from registry metadata
+alone."""
 
 
 def sample_failures(
@@ -76,34 +70,23 @@ def sample_failures(
     return [f"record {i}: {errors.get(i, 'not scored')}" for i in lost]
 
 
+@dataclass(eq=False, kw_only=True)
 class AliasFollower:
     """Polls for a new version of the served model(s) and vets it; see the module doc."""
 
-    def __init__(
-        self,
-        *,
-        peek: Peek,
-        resolve: Resolve,
-        current: Models,
-        poll_seconds: float,
-        sample: Callable[[], list[bytes | None]],
-        max_record_bytes: int,
-        on_ready: Callable[[Models], None],
-        on_refused: Callable[[str, str], None],
-    ) -> None:
-        self._peek = peek
-        self._resolve = resolve
-        self.current = current
-        self._poll = poll_seconds
-        self._sample = sample
-        self._max_record_bytes = max_record_bytes
-        self._on_ready = on_ready
-        self._on_refused = on_refused
-        self._refused: str | None = None
-        self._pending: str | None = None
-        self._loaded: dict[str, Any] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    peek: Peek
+    resolve: Resolve
+    current: Models
+    poll_seconds: float
+    sample: Callable[[], list[bytes | None]]
+    max_record_bytes: int
+    on_ready: Callable[[Models], None]
+    on_refused: Callable[[str, str], None]
+    _refused: str | None = field(default=None, init=False)
+    _pending: str | None = field(default=None, init=False)
+    _loaded: dict[str, Any] = field(default_factory=dict, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
 
     def start(self) -> AliasFollower:
         self._thread = threading.Thread(target=self._run, name="alias-follower", daemon=True)
@@ -125,19 +108,19 @@ class AliasFollower:
     def rejected(self, models: Models) -> None:
         """The service could not serve ``models`` after all (its executors could not load
         it, or its query would not start): not tried again until the alias moves."""
-        self._refused = identity(models)
+        self._refused = models.identity()
         self._pending = None
 
     def _close_loaded(self, keep: Models | None = None) -> None:
         """Close the models loaded for vetting, except ``keep``'s."""
-        kept = {s.local_path for s in specs_of(keep)} if keep is not None else set()
+        kept = {s.local_path for s in keep.served()} if keep is not None else set()
         for path in [p for p in self._loaded if p not in kept]:
             close = getattr(self._loaded.pop(path), "close", None)
             if close is not None:
                 close()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._poll):
+        while not self._stop.wait(self.poll_seconds):
             if self._pending is not None:
                 continue  # a vetted candidate waits for its batch boundary
             try:
@@ -148,20 +131,20 @@ class AliasFollower:
     def check(self) -> Models | None:
         """One poll: the vetted candidate handed to ``on_ready``, or None."""
         try:
-            key = self._peek()
+            key = self.peek()
         except StreamerError as exc:
             log.warning('model alias lookup failed; retrying error="%s"', exc)
             return None
         if key != self._refused:
             self._refused = None  # the alias moved away: a later move back is vetted again
-        if key in (identity(self.current), self._refused):
+        if key in (self.current.identity(), self._refused):
             return None
         try:
-            candidate = self._resolve()
+            candidate = self.resolve()
         except StreamerError as exc:
             self._refuse(key, f"cannot resolve it: {exc}")
             return None
-        key = identity(candidate)  # the alias may have moved again since the peek
+        key = candidate.identity()  # the alias may have moved again since the peek
         try:
             problems = self._vet(candidate)
         except Exception:
@@ -176,9 +159,9 @@ class AliasFollower:
             )
             self._refuse(key, reason)
             return None
-        log.info('model version accepted candidate="%s" current="%s"', key, identity(self.current))
+        log.info('model version accepted candidate="%s" current="%s"', key, self.current.identity())
         self._pending = key
-        self._on_ready(candidate)
+        self.on_ready(candidate)
         return candidate
 
     def _refuse(self, key: str, reason: str) -> None:
@@ -189,21 +172,21 @@ class AliasFollower:
             'model version refused; still serving the current one candidate="%s" '
             'current="%s" reason="%s"',
             key,
-            identity(self.current),
+            self.current.identity(),
             reason,
         )
-        self._on_refused(key, reason)
+        self.on_refused(key, reason)
 
     def _vet(self, candidate: Models) -> list[str]:
         pairs = _pairs(self.current, candidate)
         problems = [f"{name}: {p}" for name, old, new in pairs for p in incompatibilities(old, new)]
         if problems:
             return problems
-        values = self._sample()
+        values = self.sample()
         if not values:
             return []
         for name, old, new in pairs:
-            failed = sample_failures(old, new, values, self._max_record_bytes, self._loaded)
+            failed = sample_failures(old, new, values, self.max_record_bytes, self._loaded)
             if failed:
                 problems.append(
                     f"{name}: fails {len(failed)} of {len(values)} recent input records the "
@@ -213,20 +196,19 @@ class AliasFollower:
 
 
 def _pairs(current: Models, candidate: Models) -> list[tuple[str, ModelSpec, ModelSpec]]:
-    """(label, current, candidate) for each model that changed."""
-    if isinstance(current, ModelSpec) and isinstance(candidate, ModelSpec):
-        return [(candidate.pinned_uri, current, candidate)]
-    assert isinstance(current, GroupedModels) and isinstance(candidate, GroupedModels)
+    """(label, current, candidate) for each model that changed. Models serve the same group
+    when they have the same ``uri`` (a single model's is ``model.uri`` itself)."""
+    served = {spec.uri: spec for spec in current.served()}
     return [
-        (spec.pinned_uri, current.specs[group], spec)
-        for group, spec in candidate.specs.items()
-        if group in current.specs and spec.pinned_uri != current.specs[group].pinned_uri
+        (spec.pinned_uri, served[spec.uri], spec)
+        for spec in candidate.served()
+        if spec.uri in served and spec.pinned_uri != served[spec.uri].pinned_uri
     ]
 
 
 def _discard(candidate: Models, current: Models) -> None:
     """Remove the download of a candidate that will not be served."""
-    keep = {s.local_path for s in specs_of(current)}
-    for spec in specs_of(candidate):
+    keep = {s.local_path for s in current.served()}
+    for spec in candidate.served():
         if spec.local_path not in keep:
             shutil.rmtree(spec.local_path, ignore_errors=True)

@@ -12,7 +12,7 @@ registry metadata alone (the hot-swap poller compares it with :meth:`GroupedMode
 
 Executor side (:func:`grouped_scores`): the group value is read from the JSON on the JVM
 side, the rows are grouped by it (``applyInPandas``, a shuffle), and each group's rows are
-scored by that group's :class:`.udf.Scorer`. Rows no model serves become dead letters with
+scored by that group's :class:`.scorer.Scorer`. Rows no model serves become dead letters with
 reason ``no_model_for_group``, unless the value is not even a JSON object, in which case the
 parser's own reason (``invalid_json``, ``not_an_object``, ...) stands.
 
@@ -26,24 +26,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypedDict, Unpack
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from streamer.errors import ModelError
-from streamer.kafka import SOURCE_COLUMNS
-from streamer.scoring import records
+from streamer.kafka.backend import SOURCE_COLUMNS
+from streamer.scoring.chunk import Chunk
 from streamer.scoring.model import ModelSpec, registry_client, resolve_model, ship_model
-from streamer.scoring.parse import FieldError, Reason, RecordParser
-from streamer.scoring.udf import OUTPUT_TYPE, Scorer, ScoringSettings, epoch_ms
+from streamer.scoring.parse import RecordParser
+from streamer.scoring.records import Reason
+from streamer.scoring.rules import FieldError
+from streamer.scoring.scorer import OUTPUT_TYPE, Scorer, ScoringSettings, output_columns
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ class Template:
 
 @dataclass(frozen=True, eq=False)
 class GroupedModels:
-    """One resolved, pinned, shipped-to-be model per group value. Picklable; small."""
+    """One resolved, pinned, shipped-to-be model per group value. Picklable; small.
+
+    Serves as :class:`.model.Models`, as a single :class:`.model.ModelSpec` does."""
 
     group_by: str
     template: str
@@ -118,14 +120,24 @@ class GroupedModels:
         what :func:`peek_groups` says of the registry state it was resolved from."""
         return _key({group: spec.pinned_uri for group, spec in self.specs.items()})
 
+    def served(self) -> list[ModelSpec]:
+        return list(self.specs.values())
 
-Models: TypeAlias = ModelSpec | GroupedModels
-"""One model, or one per value of ``model.group_by``."""
+    def identity(self) -> str:
+        return self.key()
 
+    def ship(self, spark: SparkSession) -> None:
+        ship_groups(spark, self)
 
-def specs_of(models: Models) -> list[ModelSpec]:
-    """Every model ``models`` serves."""
-    return [models] if isinstance(models, ModelSpec) else list(models.specs.values())
+    def scorer(self, settings: ScoringSettings, *, shadow: ModelSpec | None = None) -> None:
+        """None: rows are grouped by :attr:`group_by` before they are scored."""
+        return None
+
+    def scores(
+        self, source: DataFrame, settings: ScoringSettings, *, shadow: ModelSpec | None = None
+    ) -> DataFrame:
+        """:func:`grouped_scores`; a shadow model is not run on grouped models."""
+        return grouped_scores(source, self, settings)
 
 
 def _key(pinned: dict[str, str]) -> str:
@@ -206,18 +218,22 @@ def peek_groups(
     return _key(discover(client, template, group_by, warn=False))
 
 
+class ResolveOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`.model.resolve_model`."""
+
+    tracking_uri: str | None
+    registry_uri: str | None
+    threshold: float | None
+    score_column: str | None
+    work_dir: str | None
+    env_manager: str
+
+
 def resolve_groups(
-    template: str,
-    group_by: str,
-    *,
-    tracking_uri: str | None = None,
-    registry_uri: str | None = None,
-    threshold: float | None = None,
-    score_column: str | None = None,
-    work_dir: str | None = None,
-    env_manager: str = "local",
+    template: str, group_by: str, **options: Unpack[ResolveOptions]
 ) -> GroupedModels:
-    """Find the template's groups in the registry and resolve each one's model.
+    """Find the template's groups in the registry and resolve each one's model with
+    :func:`.model.resolve_model` and ``options``.
 
     A group whose version part names nothing (e.g. the alias is not set on it) is skipped
     with a warning (see :func:`discover`): the registry is where groups are added and
@@ -233,7 +249,8 @@ def resolve_groups(
     No group at all is fatal too: the service would score nothing.
     """
     parsed = Template.parse(template, group_by)
-    pinned = discover(registry_client(tracking_uri, registry_uri), template, group_by)
+    client = registry_client(options.get("tracking_uri"), options.get("registry_uri"))
+    pinned = discover(client, template, group_by)
     if not pinned:
         raise ModelError(
             f"model.uri = {template!r} matched no servable registered model: searched "
@@ -243,15 +260,7 @@ def resolve_groups(
     specs: dict[str, ModelSpec] = {}
     for group, uri in sorted(pinned.items()):
         try:
-            spec = resolve_model(
-                uri,
-                tracking_uri=tracking_uri,
-                registry_uri=registry_uri,
-                threshold=threshold,
-                score_column=score_column,
-                work_dir=work_dir,
-                env_manager=env_manager,
-            )
+            spec = resolve_model(uri, **options)
         except ModelError as exc:
             raise ModelError(f"grouped model for {group_by} = {group!r} ({uri}): {exc}") from exc
         specs[group] = dataclasses.replace(spec, uri=parsed.uri(group))
@@ -286,10 +295,10 @@ def group_value(field: str) -> Any:
 def grouped_scores(
     source: DataFrame, models: GroupedModels, settings: ScoringSettings
 ) -> DataFrame:
-    """Source rows (:data:`~streamer.kafka.SOURCE_COLUMNS`) → one :data:`.udf.OUTPUT_TYPE`
+    """Source rows (:data:`~streamer.kafka.SOURCE_COLUMNS`) → one :data:`.scorer.OUTPUT_TYPE`
     row each, every row scored by its group's model or dead-lettered.
 
-    Each group's :class:`.udf.Scorer` is built here, on the driver, with
+    Each group's :class:`.scorer.Scorer` is built here, on the driver, with
     ``hold_model=False``: the function is unpickled afresh for every task and called once per
     group in it, so a scorer that kept its model would only keep every group's model of the
     task alive at once, past the worker's LRU (``settings.cache_size``).
@@ -301,18 +310,11 @@ def grouped_scores(
 
     def score_group(key: tuple[Any, ...], frame: pd.DataFrame) -> pd.DataFrame:
         group = key[0]
-        columns = (
-            frame["key"].tolist(),
-            frame["value"].tolist(),
-            frame["topic"].tolist(),
-            frame["partition"].tolist(),
-            frame["offset"].tolist(),
-            epoch_ms(frame["timestamp"]),
-        )
+        chunk = Chunk.from_pandas(*(frame[c] for c in SOURCE_COLUMNS))
         scorer = scorers.get(group) if group is not None else None
         if scorer is None:
-            return pd.DataFrame(unrouted.dead_letters(group, *columns))
-        return pd.DataFrame(scorer.score(*columns))
+            return pd.DataFrame(unrouted.dead_letters(group, chunk))
+        return pd.DataFrame(scorer.score(chunk))
 
     grouped = source.select(*SOURCE_COLUMNS, group_value(models.group_by).alias(GROUP_COLUMN))
     return grouped.groupBy(GROUP_COLUMN).applyInPandas(score_group, OUTPUT_TYPE)
@@ -341,48 +343,15 @@ class _Unrouted:
             error = f"field {self.group_by!r}, which selects the model, is null"
         return Reason.NO_MODEL_FOR_GROUP.value, error
 
-    def dead_letters(
-        self,
-        group: str | None,
-        keys: list[bytes | None],
-        values: list[bytes | None],
-        topics: list[str],
-        partitions: list[int],
-        offsets: list[int],
-        stamps: np.ndarray,
-    ) -> dict[str, Any]:
-        """The :data:`.udf.OUTPUT_TYPE` columns, every row a dead letter."""
-        n = len(values)
+    def dead_letters(self, group: str | None, chunk: Chunk) -> dict[str, Any]:
+        """The :data:`.scorer.OUTPUT_TYPE` columns, every row a dead letter."""
+        n = len(chunk)
         now_ms = int(time.time() * 1000)
+        stamps = chunk.stamp_list()
         reasons: list[str | None] = []
         out: list[bytes | None] = []
         for pos in range(n):
-            reason, error = self._why(group, values[pos])
-            stamp = stamps[pos]
+            reason, error = self._why(group, chunk.values[pos])
             reasons.append(reason)
-            out.append(
-                records.dead_letter_value(
-                    reason=reason,
-                    error=error,
-                    raw=values[pos],
-                    key=keys[pos],
-                    source=records.source_fields(
-                        topics[pos],
-                        int(partitions[pos]),
-                        int(offsets[pos]),
-                        None if stamp != stamp else int(stamp),
-                    ),
-                    failed_at_ms=now_ms,
-                )
-            )
-        return {
-            "topic": [self.dead_letter_topic] * n,
-            "key": keys,
-            "value": out,
-            "reason": reasons,
-            "model_loads": np.zeros(n, dtype=np.int32),
-            "worker_pid": np.full(n, os.getpid(), dtype=np.int32),
-            "latency_ms": np.full(n, np.nan),
-            "shadow_value": [None] * n,
-            "shadow_status": np.zeros(n, dtype=np.int32),
-        }
+            out.append(chunk.dead_letter(pos, reason, error, stamps[pos], now_ms))
+        return output_columns(chunk, [self.dead_letter_topic] * n, out, reasons)

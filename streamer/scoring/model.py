@@ -17,16 +17,21 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from streamer.errors import ModelError, root_cause
+from streamer.kafka import SOURCE_COLUMNS
 from streamer.scoring import envs
+from streamer.scoring.predictions import normalize_predictions, scores_for_threshold
 from streamer.scoring.schema import signature_to_schema
+from streamer.scoring.scorer import Scorer, ScoringSettings
+from streamer.scoring.udf import make_scoring_udf
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,63 @@ class ModelSpec:
         resolve (the download directory's name ends in a random suffix), so a hot swap's
         new version never lands on the directory the running version is loaded from."""
         return Path(self.local_path).name
+
+    @property
+    def group_by(self) -> None:
+        return None
+
+    def served(self) -> list[ModelSpec]:
+        return [self]
+
+    def identity(self) -> str:
+        return self.pinned_uri
+
+    def ship(self, spark: SparkSession) -> None:
+        ship_model(spark, self)
+
+    def scorer(self, settings: ScoringSettings, *, shadow: ModelSpec | None = None) -> Scorer:
+        return Scorer(self, settings, shadow=shadow)
+
+    def scores(
+        self, source: DataFrame, settings: ScoringSettings, *, shadow: ModelSpec | None = None
+    ) -> DataFrame:
+        """The scoring pandas UDF over the source columns; other columns (headers) ride
+        beside each record's output or dead letter."""
+        udf = make_scoring_udf(self.scorer(settings, shadow=shadow))
+        extra = [c for c in source.columns if c not in SOURCE_COLUMNS]
+        scored = source.select(udf(*[F.col(c) for c in SOURCE_COLUMNS]).alias("r"), *extra)
+        return scored.select("r.*", *extra)
+
+
+class Models(Protocol):
+    """What the service serves: one model (:class:`ModelSpec`) or one per value of an event
+    field (:class:`.groups.GroupedModels`). The service, the pipeline and the alias follower
+    use only these, never the kind."""
+
+    @property
+    def group_by(self) -> str | None:
+        """The event field whose value picks each row's model; None for one model."""
+
+    def served(self) -> list[ModelSpec]:
+        """Every model served."""
+
+    def identity(self) -> str:
+        """What names the served version(s): the pinned URI, or the groups' pinned URIs."""
+
+    def ship(self, spark: SparkSession) -> None:
+        """Make every model directory available to every executor."""
+
+    def scorer(
+        self, settings: ScoringSettings, *, shadow: ModelSpec | None = None
+    ) -> Scorer | None:
+        """The scoring step every record goes through as it is read, or None when records
+        are routed to their group's model first (a shuffle), so a source cannot score them."""
+
+    def scores(
+        self, source: DataFrame, settings: ScoringSettings, *, shadow: ModelSpec | None = None
+    ) -> DataFrame:
+        """Source rows (:data:`~streamer.kafka.SOURCE_COLUMNS`) → one
+        :data:`.scorer.OUTPUT_TYPE` row each: the scoring step in the Spark plan."""
 
 
 @dataclass(frozen=True)
@@ -111,54 +173,6 @@ def pin_model_uri(uri: str, client: Any) -> _Pinned:
     return _Pinned(uri, Path(uri.rstrip("/")).name or "model", None)
 
 
-def normalize_predictions(raw: Any, n_rows: int) -> tuple[list[Any], tuple[str, ...] | None]:
-    """Pyfunc output → one JSON-ready prediction per row, and the column names if several.
-
-    One column (Series, 1-D array, single-column frame or 2-D array) gives a value per row;
-    several give an object per row keyed by column name (array columns are ``"0"``, ``"1"``...).
-    """
-    from streamer.scoring.records import to_json_value
-
-    columns: tuple[str, ...] | None = None
-    plain = False
-    if isinstance(raw, dict):
-        raw = pd.DataFrame(raw)
-    if isinstance(raw, pd.DataFrame):
-        if raw.shape[1] == 1:
-            values = raw.iloc[:, 0].tolist()
-        else:
-            columns = tuple(str(c) for c in raw.columns)
-            values = [dict(zip(columns, row)) for row in raw.itertuples(index=False, name=None)]
-    elif isinstance(raw, pd.Series):
-        values = raw.tolist()
-    else:
-        array = np.asarray(raw)
-        plain = array.dtype.kind in "biu" or (
-            array.dtype.kind == "f" and bool(np.isfinite(array).all())
-        )
-        if array.ndim == 2 and array.shape[1] == 1:
-            array = array[:, 0]
-        if array.ndim == 2:
-            columns = tuple(str(i) for i in range(array.shape[1]))
-            values = [dict(zip(columns, row)) for row in array.tolist()]
-        else:
-            values = array.tolist()
-    if len(values) != n_rows:
-        raise ModelError(f"the model returned {len(values)} predictions for {n_rows} rows")
-    if plain:  # finite numbers from an array's tolist(): already JSON values
-        return values, columns
-    return [to_json_value(v) for v in values], columns
-
-
-def scores_for_threshold(predictions: list[Any], score_column: str | None) -> np.ndarray:
-    """The numeric value the threshold is compared with, NaN where there is none."""
-    if score_column is not None:
-        cells = [p.get(score_column) if isinstance(p, dict) else None for p in predictions]
-    else:
-        cells = [None if isinstance(p, dict) else p for p in predictions]
-    return pd.to_numeric(pd.Series(cells, dtype=object), errors="coerce").to_numpy(float)
-
-
 def resolve_model(
     uri: str,
     *,
@@ -175,7 +189,6 @@ def resolve_model(
     (once per machine; :mod:`.envs` caches it) and the probe scores through it.
     """
     import mlflow
-    from mlflow.models import Model
 
     # MLflow's models:/ artifact repository only follows the process-wide URIs, so the
     # configured ones become the process's (this runs on the driver, at start-up).
@@ -184,32 +197,7 @@ def resolve_model(
     if registry_uri:
         mlflow.set_registry_uri(registry_uri)
     pinned = pin_model_uri(uri, registry_client(tracking_uri, registry_uri))
-    parent = Path(work_dir or tempfile.gettempdir())
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{pinned.name}-{pinned.version or 'local'}")
-    dst = parent / f"streamer-model-{safe}-{uuid.uuid4().hex[:8]}"
-    dst.mkdir(parents=True)
-    try:
-        downloaded = mlflow.artifacts.download_artifacts(
-            artifact_uri=pinned.pinned_uri,
-            dst_path=str(dst),
-            tracking_uri=tracking_uri,
-            registry_uri=registry_uri,
-        )
-        local = Path(downloaded)
-        if not (local / "MLmodel").exists():
-            raise ModelError(f"{pinned.pinned_uri} has no MLmodel file; is it an MLflow model?")
-        # Ship exactly the model directory, under a unique name.
-        if local != dst:
-            for item in local.iterdir():
-                shutil.move(str(item), dst / item.name)
-        metadata = Model.load(str(dst))
-    except ModelError:
-        shutil.rmtree(dst, ignore_errors=True)
-        raise
-    except Exception as exc:
-        shutil.rmtree(dst, ignore_errors=True)
-        raise ModelError(f"cannot download model {pinned.pinned_uri}: {exc}") from exc
-
+    dst, metadata = _download(pinned, work_dir, tracking_uri, registry_uri)
     if "python_function" not in metadata.flavors:
         raise ModelError(
             f"{pinned.pinned_uri} has no python_function flavor; pyfunc cannot load it"
@@ -240,6 +228,41 @@ def resolve_model(
         ",".join(output_columns) if output_columns else "single",
     )
     return spec
+
+
+def _download(
+    pinned: _Pinned, work_dir: str | None, tracking_uri: str | None, registry_uri: str | None
+) -> tuple[Path, Any]:
+    """The pinned model's directory, downloaded under a unique name, and its metadata."""
+    import mlflow
+    from mlflow.models import Model
+
+    parent = Path(work_dir or tempfile.gettempdir())
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{pinned.name}-{pinned.version or 'local'}")
+    dst = parent / f"streamer-model-{safe}-{uuid.uuid4().hex[:8]}"
+    dst.mkdir(parents=True)
+    try:
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=pinned.pinned_uri,
+            dst_path=str(dst),
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+        )
+        local = Path(downloaded)
+        if not (local / "MLmodel").exists():
+            raise ModelError(f"{pinned.pinned_uri} has no MLmodel file; is it an MLflow model?")
+        # Ship exactly the model directory, under a unique name.
+        if local != dst:
+            for item in local.iterdir():
+                shutil.move(str(item), dst / item.name)
+        metadata = Model.load(str(dst))
+    except ModelError:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise
+    except Exception as exc:
+        shutil.rmtree(dst, ignore_errors=True)
+        raise ModelError(f"cannot download model {pinned.pinned_uri}: {exc}") from exc
+    return dst, metadata
 
 
 def _probe_output(

@@ -10,22 +10,18 @@ on purpose, because a silently coerced feature gives a wrong score nobody notice
   any JSON number, booleans only ``true``/``false``, strings only strings, binary a base64
   string, datetimes an ISO-8601 string (naive means UTC), arrays/objects/maps recursively.
 
-Each record that breaks a rule gets exactly one :class:`Reason` and a message naming the
-field. The pandas dtypes match MLflow's schema enforcement (int32 for ``integer``, float32
-for ``float``, ...), so pyfunc does not reject or silently cast the frame.
+Each record that breaks a rule (:mod:`.rules`) gets exactly one :class:`.records.Reason`
+and a message naming the field. The pandas dtypes match MLflow's schema enforcement (int32
+for ``integer``, float32 for ``float``, ...), so pyfunc does not reject or silently cast the
+frame.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import json
-import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -33,229 +29,18 @@ import orjson
 import pandas as pd
 from pyspark.sql import types as T
 
-
-class Reason(StrEnum):
-    """Dead-letter reason codes. Stable: they are part of the dead-letter record contract."""
-
-    EMPTY_VALUE = "empty_value"
-    TOO_LARGE = "too_large"
-    INVALID_UTF8 = "invalid_utf8"
-    INVALID_JSON = "invalid_json"
-    NON_FINITE_NUMBER = "non_finite_number"
-    NOT_AN_OBJECT = "not_an_object"
-    MISSING_FIELD = "missing_field"
-    NULL_FIELD = "null_field"
-    WRONG_TYPE = "wrong_type"
-    OUT_OF_RANGE = "out_of_range"
-    MODEL_ERROR = "model_error"
-    NO_MODEL_FOR_GROUP = "no_model_for_group"
-
-
-REASONS: tuple[str, ...] = tuple(r.value for r in Reason)
-
-
-class FieldError(Exception):
-    """One field broke a rule; carries the reason code and a message naming the field."""
-
-    def __init__(self, reason: Reason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+from streamer.scoring.records import Reason
+from streamer.scoring.rules import (
+    FieldError,
+    check_column,
+    compile_struct,
+    has_variant,
+    type_name,
+)
 
 
 def _reject_constant(name: str) -> Any:
     raise FieldError(Reason.NON_FINITE_NUMBER, f"{name} is not valid JSON (RFC 8259)")
-
-
-_INT_RANGES = {
-    "integer": (-(2**31), 2**31 - 1),
-    "long": (-(2**63), 2**63 - 1),
-}
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-Validator = Callable[[Any, str], Any]
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
-def _wrong(path: str, expected: str, value: Any) -> FieldError:
-    return FieldError(
-        Reason.WRONG_TYPE, f"field {path!r}: expected {expected}, got {_type_name(value)}"
-    )
-
-
-def _int_validator(kind: str) -> Validator:
-    low, high = _INT_RANGES[kind]
-
-    def check(value: Any, path: str) -> Any:
-        if type(value) is not int:
-            raise _wrong(path, f"{kind} (a JSON integer)", value)
-        if not low <= value <= high:
-            raise FieldError(
-                Reason.OUT_OF_RANGE, f"field {path!r}: {value} is outside the {kind} range"
-            )
-        return value
-
-    return check
-
-
-def _float_validator(single: bool) -> Validator:
-    def check(value: Any, path: str) -> Any:
-        if type(value) not in (int, float):
-            raise _wrong(path, "a number", value)
-        try:
-            number = float(value)
-        except OverflowError:  # a JSON integer beyond any float
-            number = math.inf
-        if math.isinf(number) or (single and abs(number) > _FLOAT32_MAX):
-            raise FieldError(
-                Reason.OUT_OF_RANGE,
-                f"field {path!r}: {value!r} does not fit a {'float' if single else 'double'}",
-            )
-        return number
-
-    return check
-
-
-def _bool(value: Any, path: str) -> Any:
-    if type(value) is not bool:
-        raise _wrong(path, "a boolean", value)
-    return value
-
-
-def _str(value: Any, path: str) -> Any:
-    if type(value) is not str:
-        raise _wrong(path, "a string", value)
-    return value
-
-
-def _binary(value: Any, path: str) -> Any:
-    if type(value) is not str:
-        raise _wrong(path, "a base64 string", value)
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise FieldError(Reason.WRONG_TYPE, f"field {path!r}: not valid base64") from exc
-
-
-def _datetime(value: Any, path: str) -> Any:
-    if type(value) is not str:
-        raise _wrong(path, "an ISO-8601 datetime string", value)
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise FieldError(
-            Reason.WRONG_TYPE, f"field {path!r}: {value!r} is not an ISO-8601 datetime"
-        ) from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    return parsed
-
-
-def _any(value: Any, path: str) -> Any:
-    return value
-
-
-def compile_validator(dtype: T.DataType) -> Validator:
-    """A function that checks one JSON value against ``dtype`` and returns the Python value."""
-    if isinstance(dtype, T.BooleanType):
-        return _bool
-    if isinstance(dtype, T.IntegerType):
-        return _int_validator("integer")
-    if isinstance(dtype, T.LongType):
-        return _int_validator("long")
-    if isinstance(dtype, T.FloatType):
-        return _float_validator(single=True)
-    if isinstance(dtype, T.DoubleType):
-        return _float_validator(single=False)
-    if isinstance(dtype, T.StringType):
-        return _str
-    if isinstance(dtype, T.BinaryType):
-        return _binary
-    if isinstance(dtype, T.TimestampType):
-        return _datetime
-    if isinstance(dtype, T.VariantType):
-        return _any
-    if isinstance(dtype, T.ArrayType):
-        element = compile_validator(dtype.elementType)
-
-        def check_array(value: Any, path: str) -> Any:
-            if type(value) is not list:
-                raise _wrong(path, "an array", value)
-            out = []
-            for i, item in enumerate(value):
-                if item is None:
-                    raise FieldError(Reason.NULL_FIELD, f"field {path}[{i}] is null")
-                out.append(element(item, f"{path}[{i}]"))
-            return out
-
-        return check_array
-    if isinstance(dtype, T.MapType):
-        element = compile_validator(dtype.valueType)
-
-        def check_map(value: Any, path: str) -> Any:
-            if type(value) is not dict:
-                raise _wrong(path, "an object (map)", value)
-            out = {}
-            for k, item in value.items():
-                if item is None:
-                    raise FieldError(Reason.NULL_FIELD, f"field {path}.{k} is null")
-                out[k] = element(item, f"{path}.{k}")
-            return out
-
-        return check_map
-    if isinstance(dtype, T.StructType):
-        struct = _compile_struct(dtype)
-
-        def check_object(value: Any, path: str) -> Any:
-            if type(value) is not dict:
-                raise _wrong(path, "an object", value)
-            return dict(zip(struct.names, struct.values(value, prefix=f"{path}.")))
-
-        return check_object
-    raise TypeError(f"no JSON validator for Spark type {dtype.simpleString()}")
-
-
-@dataclass(frozen=True)
-class _Struct:
-    names: tuple[str, ...]
-    required: tuple[bool, ...]
-    validators: tuple[Validator, ...]
-
-    def values(self, obj: dict[str, Any], prefix: str = "") -> list[Any]:
-        out: list[Any] = []
-        for name, required, validate in zip(self.names, self.required, self.validators):
-            value = obj.get(name)
-            if value is None:
-                if required:
-                    if name in obj:
-                        raise FieldError(Reason.NULL_FIELD, f"field {prefix + name!r} is null")
-                    raise FieldError(
-                        Reason.MISSING_FIELD, f"required field {prefix + name!r} is missing"
-                    )
-                out.append(None)
-            else:
-                out.append(validate(value, prefix + name))
-        return out
-
-
-def _compile_struct(schema: T.StructType) -> _Struct:
-    return _Struct(
-        names=tuple(f.name for f in schema.fields),
-        required=tuple(not f.nullable for f in schema.fields),
-        validators=tuple(compile_validator(f.dataType) for f in schema.fields),
-    )
 
 
 _PANDAS_DTYPES: dict[type, str] = {
@@ -283,10 +68,10 @@ class RecordParser:
     def __init__(self, schema: T.StructType, max_record_bytes: int) -> None:
         self.schema = schema
         self.max_record_bytes = max_record_bytes
-        self._struct = _compile_struct(schema)
+        self._struct = compile_struct(schema)
         # orjson reads an integer beyond 64 bits as a float; only a variant field would
         # keep that value instead of judging it, so such schemas stay on the row rules.
-        self._fast = not _has_variant(schema)
+        self._fast = not has_variant(schema)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"schema": self.schema.json(), "max_record_bytes": self.max_record_bytes}
@@ -316,7 +101,7 @@ class RecordParser:
         except RecursionError as exc:
             raise FieldError(Reason.INVALID_JSON, "invalid JSON: nested too deeply") from exc
         if type(obj) is not dict:
-            raise FieldError(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {_type_name(obj)}")
+            raise FieldError(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type_name(obj)}")
         return obj
 
     def parse_one(self, value: bytes | None) -> list[Any]:
@@ -416,7 +201,7 @@ class RecordParser:
         for f, required, validate, values in zip(
             self.schema.fields, self._struct.required, self._struct.validators, transposed
         ):
-            checked = _check_column(f.dataType, values, required, validate)
+            checked = check_column(f.dataType, values, required, validate)
             if checked is None:
                 return None
             columns.append(checked)
@@ -438,74 +223,6 @@ class RecordParser:
         return pd.DataFrame(data, columns=[f.name for f in self.schema.fields])
 
 
-def _has_variant(dtype: T.DataType) -> bool:
-    if isinstance(dtype, T.VariantType):
-        return True
-    if isinstance(dtype, T.ArrayType):
-        return _has_variant(dtype.elementType)
-    if isinstance(dtype, T.MapType):
-        return _has_variant(dtype.valueType)
-    if isinstance(dtype, T.StructType):
-        return any(_has_variant(f.dataType) for f in dtype.fields)
-    return False
-
-
 _SHALLOW = 1536
 """Values up to this size go to orjson without counting brackets: they nest at most 768
 levels, within both orjson's limit (1024) and the standard library's (the recursion limit)."""
-_NONE = type(None)
-_NUMBER_TYPES = {int, float}
-
-
-def _check_column(
-    dtype: T.DataType, values: Sequence[Any], required: bool, validate: Validator
-) -> Sequence[Any] | None:
-    """``values`` as the row rules would return them, or None when any value breaks a rule.
-
-    Simple types are checked with one pass over the value types and, for numbers, numpy
-    range checks; other types run their row validator on each value.
-    """
-    types = set(map(type, values))
-    if _NONE in types:
-        if required:
-            return None
-        types.discard(_NONE)
-    if isinstance(dtype, T.BooleanType):
-        return values if types <= {bool} else None
-    if isinstance(dtype, T.StringType):
-        return values if types <= {str} else None
-    if isinstance(dtype, (T.IntegerType, T.LongType)):
-        if not types <= {int}:
-            return None
-        present = values if required else [v for v in values if v is not None]
-        if present:
-            low, high = _INT_RANGES["integer" if isinstance(dtype, T.IntegerType) else "long"]
-            if min(present) < low or max(present) > high:
-                return None
-        return values
-    if isinstance(dtype, (T.FloatType, T.DoubleType)):
-        if not types <= _NUMBER_TYPES:
-            return None
-        try:
-            numbers = np.array(
-                [np.nan if v is None else v for v in values] if not required else values,
-                dtype=np.float64,
-            )
-        except OverflowError:  # an integer beyond any float
-            return None
-        finite = numbers[~np.isnan(numbers)] if not required else numbers
-        if np.isinf(finite).any():
-            return None
-        if isinstance(dtype, T.FloatType) and (np.abs(finite) > _FLOAT32_MAX).any():
-            return None
-        return values
-    out: list[Any] = []
-    for value in values:
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            out.append(validate(value, ""))
-        except FieldError:
-            return None
-    return out

@@ -23,9 +23,30 @@ import base64
 import json
 import math
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
+
+
+class Reason(StrEnum):
+    """Dead-letter reason codes. Stable: they are part of the dead-letter record contract."""
+
+    EMPTY_VALUE = "empty_value"
+    TOO_LARGE = "too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NON_FINITE_NUMBER = "non_finite_number"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    NULL_FIELD = "null_field"
+    WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    MODEL_ERROR = "model_error"
+    NO_MODEL_FOR_GROUP = "no_model_for_group"
+
+
+REASONS: tuple[str, ...] = tuple(r.value for r in Reason)
 
 
 def _text_or_base64(raw: bytes | None) -> tuple[str | None, str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from streamer.train import use_experiment
+from streamer.tools.train import use_experiment
 
 CATEGORIES = ["grocery", "travel", "electronics", "restaurant", "fuel"]
 

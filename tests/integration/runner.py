@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterable
 
+import pytest
 import yaml
 
 from streamer.config import Config, load_config
 from streamer.service import RunResult, Service
-from tests.helpers import Record
+from tests.helpers import Record, assert_eventually, consume_all
 
 
 def write_config(path, *, bootstrap: str, topics: dict[str, str], model, **sections) -> str:
@@ -69,3 +71,18 @@ def source_positions(records: Iterable[Record]) -> Counter[tuple[int, int]]:
         (body["source"]["partition"], body["source"]["offset"])
         for body in (json.loads(r.value) for r in records)
     )
+
+
+def outputs_of(
+    process: subprocess.Popen[str], bootstrap: str, topic: str, expected: int, timeout: float = 600
+) -> list[Record]:
+    """``expected`` records of ``topic`` (all there are), read while ``process`` (a
+    ``streamer run`` with piped stderr) runs; if it exits first, fail with its stderr."""
+
+    def read() -> list[Record]:
+        if process.poll() is not None:
+            assert process.stderr is not None
+            pytest.fail(f"streamer run exited {process.returncode}: {process.stderr.read()[-3000:]}")
+        return consume_all(bootstrap, topic, expected, timeout=10)
+
+    return assert_eventually(read, timeout=timeout)

@@ -12,16 +12,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streamer.offsets.stores import FileStore
-from tests.helpers import Record, assert_eventually, consume_all, produce
+from tests.helpers import consume_all, consume_topics, produce
 from tests.integration.models import event_records
 from tests.integration.runner import source_positions, write_config
 
@@ -205,34 +202,4 @@ def test_start_up_failure_on_the_cluster_is_one_line(
 def _all(bootstrap: str, topics: dict[str, str], expected: int, timeout: float = 120):
     """Outputs and dead letters, read from the start until ``expected`` arrived, then a
     little longer so that a surplus (duplicates) is seen too."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    records: list[Record] = []
-
-    def poll(seconds: float) -> None:
-        for m in consumer.consume(5000, timeout=seconds):
-            if m.error() is None:
-                records.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), 0))
-
-    def enough() -> None:
-        poll(0.5)
-        assert len(records) >= expected, f"{len(records)} of {expected} outputs and dead letters"
-
-    try:
-        assigned = []
-        for topic in (topics["out"], topics["dlq"]):
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            assigned += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
-        consumer.assign(assigned)
-        assert_eventually(enough, timeout=timeout, interval=0)
-        settle = time.monotonic() + 2.0
-        while time.monotonic() < settle:
-            poll(0.2)
-        return records
-    finally:
-        consumer.close()
+    return consume_topics(bootstrap, [topics["out"], topics["dlq"]], expected, timeout, settle=2.0)

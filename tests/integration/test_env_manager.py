@@ -30,7 +30,7 @@ import yaml
 from streamer.config import load_config
 from streamer.errors import ModelError
 from streamer.scoring import envs
-from streamer.train import use_experiment
+from streamer.tools.train import use_experiment
 from tests.helpers import assert_eventually, consume_all, produce
 from tests.integration.models import RegisteredModel, event_records, feature_frame
 from tests.integration.runner import Running, write_config

@@ -29,7 +29,7 @@ from streamer.scoring.groups import (
     ship_groups,
 )
 from streamer.scoring.model import registry_client
-from streamer.scoring.udf import ScoringSettings
+from streamer.scoring.scorer import ScoringSettings
 from tests.helpers import consume_all, produce
 from tests.integration.models import log_sklearn
 from tests.integration.runner import Running

@@ -4,11 +4,11 @@ record to its output, and the other options are taken as given."""
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from streamer.kafka.io import Delivery, finish, read_to_end, send
 from tests.helpers import consume_all
 from tests.integration.models import event_records
 from tests.integration.runner import Running, source_positions
@@ -21,10 +21,11 @@ def test_include_headers_carries_each_records_headers_to_its_output(
 ):
     topics = service_topics(partitions=2)
     events = [*event_records(50, seed=91), (b"bad", b"{nope")]
-    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer, delivery = Producer({"bootstrap.servers": kafka_bootstrap}), Delivery()
     for i, (key, value) in enumerate(events):
-        producer.produce(topics["in"], key=key, value=value, headers=[("trace", b"t-%d" % i)])
-    assert producer.flush(30) == 0
+        headers = [("trace", b"t-%d" % i)]
+        send(producer, topics["in"], value, key, headers=headers, on_delivery=delivery)
+    finish(producer, delivery, topics["in"], timeout=30)
     config = service_config(
         topics,
         kafka={
@@ -50,19 +51,7 @@ def test_include_headers_carries_each_records_headers_to_its_output(
 
 def _headers(bootstrap: str, topics: list[str]) -> dict[bytes, list]:
     """Each record's headers, by the event key its JSON value names."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "enable.partition.eof": True}
-    )
-    found: dict[bytes, list] = {}
-    try:
-        consumer.assign([TopicPartition(t, 0, 0) for t in topics])
-        ends = 0
-        while ends < len(topics):
-            for m in consumer.consume(1000, timeout=1.0):
-                if m.error() is not None:
-                    ends += m.error().code() == KafkaError._PARTITION_EOF
-                    continue
-                found[json.loads(m.value())["key"].encode()] = m.headers()
-    finally:
-        consumer.close()
-    return found
+    return {
+        json.loads(m.value())["key"].encode(): m.headers()
+        for m in read_to_end(bootstrap, {}, topics, timeout=120)
+    }

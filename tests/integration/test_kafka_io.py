@@ -18,7 +18,7 @@ from streamer.kafka import (
     jvm_connector_available,
 )
 from streamer.kafka.admin import OffsetProbe
-from streamer.kafka.backend import resolve_end_offsets
+from streamer.kafka.probe import resolve_end_offsets
 from tests.conftest import BACKENDS
 from tests.helpers import assert_eventually, consume_all, produce
 

@@ -14,6 +14,7 @@ import mlflow
 import pytest
 from confluent_kafka import Producer
 
+from streamer.kafka.io import read_to_end, send
 from tests.helpers import assert_eventually, consume_all, produce
 from tests.integration.models import event_records, register_classifier
 from tests.integration.runner import Running
@@ -59,14 +60,7 @@ class Trickle:
             while not self._stop.wait(0.1):
                 records = event_records(chunk, seed=round_, prefix=f"r{round_}")
                 for key, value in records:
-                    while True:
-                        try:
-                            producer.produce(
-                                self.topic, key=key, value=value, on_delivery=self._delivered
-                            )
-                            break
-                        except BufferError:
-                            producer.poll(0.05)
+                    send(producer, self.topic, value, key, on_delivery=self._delivered)
                 producer.poll(0)
                 round_ += 1
         except Exception as exc:  # reported by stop(), on the test's thread
@@ -97,19 +91,10 @@ def _bodies(bootstrap: str, topic: str, expected: int) -> list[dict]:
 
 
 def _versions_seen(bootstrap: str, topic: str) -> set[str]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
-        seen = set()
-        for message in consumer.consume(100_000, timeout=2.0):
-            if message.error() is None:
-                seen.add(json.loads(message.value())["model"]["version"])
-        return seen
-    finally:
-        consumer.close()
+    return {
+        json.loads(m.value())["model"]["version"]
+        for m in read_to_end(bootstrap, {}, [topic], timeout=120)
+    }
 
 
 def test_alias_move_swaps_at_one_batch_boundary_and_a_broken_version_is_refused(

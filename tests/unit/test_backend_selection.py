@@ -3,9 +3,13 @@ import json
 import pytest
 
 from streamer.errors import KafkaIOError
-from streamer.kafka import choose_backend
+from streamer.kafka import (
+    JvmKafkaBackend,
+    PythonKafkaBackend,
+    choose_backend,
+    starting_offsets_json,
+)
 from streamer.kafka.admin import client_config, is_tansu, loggable
-from streamer.kafka.backend import JvmKafkaBackend, PythonKafkaBackend, starting_offsets_json
 from streamer.kafka.pysource import spread_limit
 
 

@@ -8,7 +8,8 @@ import statistics
 import pytest
 
 from streamer import cli
-from streamer.compare import (
+from streamer.scoring.records import output_value, source_fields
+from streamer.tools.compare import (
     CompareError,
     Scored,
     Side,
@@ -22,7 +23,6 @@ from streamer.compare import (
     score_of,
     to_dict,
 )
-from streamer.scoring.records import output_value, source_fields
 
 INPUT = "transactions"
 

@@ -6,7 +6,7 @@ import pytest
 
 from streamer.config import Config, load_config, parse_trigger_seconds
 from streamer.errors import ConfigError
-from streamer.kafka.backend import JvmKafkaBackend
+from streamer.kafka import JvmKafkaBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 

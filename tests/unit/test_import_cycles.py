@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("bench", "tests")
+PACKAGES = ("streamer", "bench", "tests")
 
 
 def _modules(package: str) -> dict[str, Path]:

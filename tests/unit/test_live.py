@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from streamer.live import LiveView, Snapshot, Status, render
+from streamer.tools.live import LiveView, Snapshot, Status, render
 
 STATUS = Status(produced=5000, input_per_s=812.0, batch_seconds=0.64, lag=120, batches=9)
 SNAP = Snapshot(

@@ -3,8 +3,12 @@ import pandas as pd
 import pytest
 
 from streamer.errors import ModelError
-from streamer.scoring.model import normalize_predictions, pin_model_uri, scores_for_threshold
-from streamer.scoring.udf import predict_isolating
+from streamer.scoring.model import pin_model_uri
+from streamer.scoring.predictions import (
+    normalize_predictions,
+    predict_isolating,
+    scores_for_threshold,
+)
 
 
 @pytest.mark.parametrize(

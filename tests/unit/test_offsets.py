@@ -9,7 +9,7 @@ import os
 import pytest
 
 from streamer.errors import OffsetsError
-from streamer.kafka.backend import starting_offsets_json
+from streamer.kafka import starting_offsets_json
 from streamer.offsets import format_offsets, merge_offsets, parse_offsets
 from streamer.offsets.startup import check_stored, parse_reset, resolve_reset
 from streamer.offsets.stores import FileStore, decode, encode

@@ -6,7 +6,8 @@ import pytest
 from pandas import testing as pd_testing
 from pyspark.sql import types as T
 
-from streamer.scoring.parse import REASONS, Reason, RecordParser
+from streamer.scoring.parse import RecordParser
+from streamer.scoring.records import REASONS, Reason
 
 SCHEMA = T.StructType(
     [

@@ -15,6 +15,7 @@ from streamer.secrets import (
     mask_mapping,
     mask_text,
     mask_url,
+    mask_value,
 )
 
 SECRET = "hunter2"
@@ -267,3 +268,47 @@ def test_redacted_config_hides_url_credentials():
     )
     assert config.model.tracking_uri == f"https://bob:{SECRET}@mlflow:5000"
     assert config.redacted()["model"]["tracking_uri"] == "https://bob:***@mlflow:5000"
+
+
+# The config's views, the Kafka client log lines and the log formatter each had their own
+# rule once (the formatter masked only password/secret/token/jaas pairs); now all of them
+# ask is_secret, so they agree on every name, both ways.
+AGREE_SECRET = [
+    "sasl.oauthbearer.config",
+    "ssl.key.password",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "ssl.keystore.key",
+    "basic.auth.user.info",
+]
+AGREE_PLAIN = ["ssl.key.location", "sasl.oauthbearer.token.endpoint.url", "sasl.username"]
+
+
+def _shown_everywhere(key: str) -> dict[str, str]:
+    import io
+    import json
+    import logging
+
+    from streamer.config import FrozenMap
+    from streamer.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    logging.getLogger("streamer.test").info('client %s="%s"', key, SECRET)
+    logged = json.loads(stream.getvalue())[key]
+    return {
+        "config": FrozenMap({key: SECRET}).redacted()[key],
+        "config error": mask_value(key, SECRET),
+        "kafka options": loggable({f"kafka.{key}": SECRET})[f"kafka.{key}"],
+        "log line": logged,
+        "free text": mask_assignments(f"{key}={SECRET}").partition("=")[2],
+    }
+
+
+@pytest.mark.parametrize("key", AGREE_SECRET)
+def test_every_masking_site_hides_the_same_secrets(key):
+    assert set(_shown_everywhere(key).values()) == {"***"}
+
+
+@pytest.mark.parametrize("key", AGREE_PLAIN)
+def test_every_masking_site_shows_the_same_plain_settings(key):
+    assert set(_shown_everywhere(key).values()) == {SECRET}

@@ -34,3 +34,18 @@ def test_packed_environment_route_leaves_the_driver_alone():
         "spark.pyspark.python": "./environment/bin/python",
     }
     assert python_env(conf, {}, ME) == {"PYSPARK_PYTHON": "./environment/bin/python"}
+
+
+def test_spark_redacts_what_streamer_calls_secret():
+    import re
+
+    from streamer.secrets import is_secret
+
+    conf = spark_conf(100, {})
+    names = re.compile(conf["spark.redaction.regex"].removeprefix("(?i)"), re.I)
+    options = re.compile(conf["spark.sql.redaction.options.regex"].removeprefix("(?i)"), re.I)
+    strings = re.compile(conf["spark.redaction.string.regex"].removeprefix("(?i)"), re.I)
+    for key in ("kafka.sasl.jaas.config", "kafka.ssl.key.password", "sasl.oauthbearer.config"):
+        assert is_secret(key) and names.search(key) and options.search(key), key
+    plan = 'kafka.sasl.jaas.config=ScramLoginModule required username="u" password="hunter2";'
+    assert "hunter2" not in strings.sub("*", plan)

@@ -14,8 +14,9 @@ from streamer.errors import DeployError
 DEFAULT_CONFIG = "conf/emr.yaml"
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``deploy emr {start,promote,rollback,status}`` on the ``streamer`` parser."""
+def add_parser(subparsers: Any, config: str | None = None) -> argparse.ArgumentParser:
+    """Register ``deploy emr {start,promote,rollback,status}`` on the ``streamer`` parser;
+    ``config`` is the ``--config`` default from ``STREAMER_CONFIG``, if set."""
     deploy = subparsers.add_parser(
         "deploy",
         help="blue-green deployments (EMR on EKS)",
@@ -41,7 +42,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     for action, text in helps.items():
         sub = actions.add_parser(action, help=text, description=text)
         sub.add_argument(
-            "--config", default=DEFAULT_CONFIG, help=f"YAML config file (default {DEFAULT_CONFIG})"
+            "--config",
+            default=config or DEFAULT_CONFIG,
+            help=f"YAML config file (env STREAMER_CONFIG; default {DEFAULT_CONFIG})",
         )
         if action == "start":
             sub.add_argument("--color", choices=COLORS, default="blue")

@@ -14,11 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Producer
-
-from streamer.errors import KafkaIOError
-from streamer.kafka.admin import client_config
-from streamer.synthetic import Event, events
+from streamer.kafka.io import produce_all
+from streamer.tools.synthetic import Event, events
 
 log = logging.getLogger(__name__)
 
@@ -72,44 +69,29 @@ def produce_synthetic(
     """
     if count is None and duration is None and stop is None:
         raise ValueError("give count, duration or stop, or this never ends")
-    producer = Producer(client_config(bootstrap_servers, client or {}, {"linger.ms": 10}))
-    errors: list[str] = []
-
-    def delivered(error: Any, _message: Any) -> None:
-        if error is not None:
-            errors.append(str(error))
-
     done = Produced()
     started = time.monotonic()
-    last_report = started
-    for i, event in enumerate(_stream(bad_fraction, seed, id_prefix)):
-        now = time.monotonic()
-        if count is not None and i >= count:
-            break
-        if duration is not None and now - started >= duration:
-            break
-        if stop is not None and stop.is_set():
-            break
-        if rate:
-            due = started + i / rate
-            while (wait := due - time.monotonic()) > 0:
-                producer.poll(min(wait, 0.05))
-        while True:
-            try:
-                producer.produce(topic, key=event.key, value=event.value, on_delivery=delivered)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-        done.ids.add(event.event_id)
-        done.malformed += event.malformed
-        if on_progress is not None and now - last_report >= 1.0:
-            on_progress(done)
-            last_report = now
-    if producer.flush(120) != 0:
-        raise KafkaIOError(f"{len(producer)} events not delivered to {topic} within 120s")
-    if errors:
-        raise KafkaIOError(f"{len(errors)} events failed to deliver to {topic}: {errors[0]}")
+
+    def records() -> Iterator[tuple[bytes, bytes]]:
+        last_report = started
+        for i, event in enumerate(_stream(bad_fraction, seed, id_prefix)):
+            now = time.monotonic()
+            if count is not None and i >= count:
+                return
+            if duration is not None and now - started >= duration:
+                return
+            if stop is not None and stop.is_set():
+                return
+            yield event.key, event.value
+            done.ids.add(event.event_id)
+            done.malformed += event.malformed
+            if on_progress is not None and now - last_report >= 1.0:
+                on_progress(done)
+                last_report = now
+
+    produce_all(
+        bootstrap_servers, client or {}, topic, records(), defaults={"linger.ms": 10}, rate=rate
+    )
     done.seconds = time.monotonic() - started
     log.info(
         'produced topic="%s" events="%d" malformed="%d" seconds="%.1f"',

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from streamer.synthetic import FEATURES, transactions
+from streamer.tools.synthetic import FEATURES, transactions
 
 log = logging.getLogger(__name__)
 
