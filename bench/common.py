@@ -56,6 +56,26 @@ def start_broker(stack: ExitStack, kind: str = "kafka", log_dir: Path | None = N
     return stack.enter_context(broker).bootstrap_servers
 
 
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--broker`` (an embedded one) or ``--bootstrap-servers`` (yours), for
+    :func:`broker_for`; :func:`check_broker_arguments` after parsing."""
+    parser.add_argument(
+        "--broker",
+        choices=("kafka", "tansu"),
+        default=None,
+        help="the embedded broker to start: Apache Kafka (default, the reference) or tansu",
+    )
+    parser.add_argument(
+        "--bootstrap-servers", default=None, help="a running Kafka instead of an embedded one"
+    )
+
+
+def check_broker_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.broker and args.bootstrap_servers:
+        parser.error("--broker starts an embedded broker, --bootstrap-servers uses yours: give one")
+    args.broker = args.broker or "kafka"
+
+
 def broker_for(args: argparse.Namespace, stack: ExitStack) -> tuple[str, str]:
     """(bootstrap servers, a description for RESULTS): ``--bootstrap-servers``, else the
     ``--broker`` kind started embedded, stopped (and its data removed) when ``stack``

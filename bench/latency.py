@@ -70,7 +70,9 @@ import numpy as np
 from bench import phases
 from bench.chaos import read_sources
 from bench.common import (
+    add_broker_arguments,
     broker_for,
+    check_broker_arguments,
     git_commit,
     machine,
     new_work_dir,
@@ -756,13 +758,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--processes", type=int, default=os.cpu_count(), help="for (c)")
     parser.add_argument("--work-dir", default=".streamer-bench/latency")
-    parser.add_argument("--bootstrap-servers", default=None)
-    parser.add_argument(
-        "--broker",
-        choices=("kafka", "tansu"),
-        default=None,
-        help="the embedded broker to start: Apache Kafka (default, the reference) or tansu",
-    )
+    add_broker_arguments(parser)
     parser.add_argument(
         "--backend",
         choices=("jvm", "python"),
@@ -787,9 +783,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.systems) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
-    if args.broker and args.bootstrap_servers:
-        parser.error("--broker starts an embedded broker, --bootstrap-servers uses yours: give one")
-    args.broker = args.broker or "kafka"
+    check_broker_arguments(parser, args)
     if args.settle * 2 >= args.duration:
         parser.error("--settle must be less than half of --duration")
     return args

@@ -79,7 +79,9 @@ if __package__ in (None, ""):  # run as a script, python bench/throughput.py
 from bench import phases
 from bench.common import (
     PHASES,
+    add_broker_arguments,
     broker_for,
+    check_broker_arguments,
     git_commit,
     machine,
     new_work_dir,
@@ -1140,15 +1142,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "core in every process); with a value, (c) also runs once with the default",
     )
     parser.add_argument("--work-dir", default=".streamer-bench/throughput")
-    parser.add_argument(
-        "--broker",
-        choices=("kafka", "tansu"),
-        default=None,
-        help="the embedded broker to start: Apache Kafka (default, the reference) or tansu",
-    )
-    parser.add_argument(
-        "--bootstrap-servers", default=None, help="a running Kafka instead of an embedded one"
-    )
+    add_broker_arguments(parser)
     parser.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     parser.add_argument("--chart", default=None, help="default: throughput.png beside --results")
     parser.add_argument("--phase-timeout", type=float, default=None, help="seconds per system")
@@ -1162,9 +1156,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phase", choices=sorted(_PHASE_FUNCTIONS), help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.broker and args.bootstrap_servers:
-        parser.error("--broker starts an embedded broker, --bootstrap-servers uses yours: give one")
-    args.broker = args.broker or "kafka"
+    check_broker_arguments(parser, args)
     if args.systems is None:
         skipped = NEEDS_KAFKA if args.broker == "tansu" and not args.bootstrap_servers else ()
         args.systems = ",".join(s for s in SYSTEMS if s not in skipped)

@@ -133,7 +133,7 @@ class ApacheKafkaBroker:
         else:
             self.port = port or free_port()
             self.sasl_ssl = None
-        self._want_sasl_ssl = sasl_ssl and self.sasl_ssl is None and not existing.exists()
+        self._add_sasl_ssl = sasl_ssl  # at format time: a formatted directory keeps its own
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
 
     @property
@@ -167,7 +167,7 @@ class ApacheKafkaBroker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         props = server_properties(self.port, free_port(), self.data_dir / "data")
         users: list[str] = []
-        if self._want_sasl_ssl:
+        if self._add_sasl_ssl:
             secure_port = free_port()
             self.sasl_ssl, extra, users = secured.prepare(self.data_dir, secure_port)
             name = secured.LISTENER
